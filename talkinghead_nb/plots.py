@@ -1,0 +1,30 @@
+"""Matplotlib figures. Every function returns a Figure and shows nothing by itself."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+from matplotlib.figure import Figure
+
+
+def contact_sheet(images: Mapping[str, np.ndarray], *, columns: int = 7, crop: tuple[int, int, int, int] | None =
+                  (152, 24, 360, 232), tile_inches: float = 1.6, background: str = "#f4f1ea",
+                  title: str | None = None) -> Figure:
+    """A grid of labelled RGBA images over a flat background. ``crop`` = (left, top, right, bottom) of each image;
+    the default frames the head of a THA3 character."""
+    rows = math.ceil(len(images) / columns)
+    fig = Figure(figsize=(columns * tile_inches, rows * (tile_inches + 0.25)), facecolor=background)
+    for i, (label, image) in enumerate(images.items()):
+        ax = fig.add_subplot(rows, columns, i + 1)
+        if crop is not None:
+            left, top, right, bottom = crop
+            image = image[top:bottom, left:right]
+        ax.imshow(image, interpolation="lanczos")
+        ax.set_title(label, fontsize=9)
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig

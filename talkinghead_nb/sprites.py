@@ -1,0 +1,22 @@
+"""Render the emotion templates of a character as a set of expression sprites."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .character import Character
+from .emotions import EMOTIONS, EmotionTemplates
+from .engine import Poser
+
+
+def render_emotions(poser: Poser, character: Character, templates: EmotionTemplates,
+                    names: Sequence[str] = EMOTIONS, *, batch_size: int = 4) -> dict[str, np.ndarray]:
+    """``{emotion: (512, 512, 4) uint8}``, rendered ``batch_size`` poses at a time."""
+    vectors = [templates.vector(n) for n in names]  # fails early on an unknown name
+    images: dict[str, np.ndarray] = {}
+    for start in range(0, len(names), batch_size):
+        batch = poser.render_array(character, vectors[start:start + batch_size])
+        images.update(zip(names[start:start + batch_size], batch))
+    return images
