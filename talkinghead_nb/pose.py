@@ -159,7 +159,7 @@ def to_vector(pose: PoseLike, *, base: PoseLike | None = None, clip: bool = Fals
 def to_dict(vector: PoseLike) -> dict[str, float]:
     """A pose vector as ``{json_name: value}`` in network order (values rounded to 6 decimals for JSON)."""
     values = to_vector(vector, clip=False)
-    return {key: round(float(v), 6) for key, v in zip(KEYS, values)}
+    return {key: round(float(v), 6) for key, v in zip(KEYS, values, strict=True)}
 
 
 def to_tensor(poses: PoseLike | Iterable[PoseLike], device: torch.device | str = "cpu",

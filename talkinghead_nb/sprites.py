@@ -18,5 +18,5 @@ def render_emotions(poser: Poser, character: Character, templates: EmotionTempla
     images: dict[str, np.ndarray] = {}
     for start in range(0, len(names), batch_size):
         batch = poser.render_array(character, vectors[start:start + batch_size])
-        images.update(zip(names[start:start + batch_size], batch))
+        images.update(zip(names[start:start + batch_size], batch, strict=True))
     return images

@@ -139,7 +139,7 @@ class ResizeUNet(nn.Module):
             skips.append(x)
         for block in self.bottleneck_blocks:
             x = block(x)
-        for block, skip in zip(self.upsample_blocks, reversed(skips[:-1])):
+        for block, skip in zip(self.upsample_blocks, reversed(skips[:-1]), strict=True):
             x = block(_cat(self.double_resolution(x), skip))
         return x
 

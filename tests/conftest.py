@@ -1,0 +1,99 @@
+"""Shared fixtures: the real engine with the embedded weights, example characters, a fake HuggingFace hub."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+import torch
+
+from talkinghead_nb.character import Character, example_path, load_character
+from talkinghead_nb.engine import Poser
+
+
+@pytest.fixture(scope="session")
+def poser() -> Poser:
+    return Poser("separable_float", "cpu")
+
+
+@pytest.fixture(scope="session")
+def character() -> Character:
+    # Crypko characters are fine for tests (not for shipped figures).
+    return load_character(example_path("crypko_00"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _deterministic() -> None:
+    torch.manual_seed(0)
+
+
+@dataclass
+class FakeHub:
+    """A small HTTP server that answers the requests huggingface_hub makes for ``hf_hub_download``."""
+
+    repo: str
+    files: dict[str, bytes]
+    commit: str = "0123456789abcdef0123456789abcdef01234567"
+    truncate_next_gets: int = 0          # that many GETs send half the body, then drop the connection
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    url: str = ""
+
+
+@pytest.fixture
+def fake_hub() -> Iterator[FakeHub]:
+    hub = FakeHub(repo="OktayAlpk/talking-head-anime-3", files={})
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_HEAD(self) -> None:
+            self._serve(body=False)
+
+        def do_GET(self) -> None:
+            self._serve(body=True)
+
+        def _serve(self, body: bool) -> None:
+            hub.requests.append((self.command, self.path))
+            prefix = f"/{hub.repo}/resolve/main/"
+            name = self.path[len(prefix):] if self.path.startswith(prefix) else None
+            if name not in hub.files:
+                self.send_response(404)
+                self.send_header("X-Error-Code", "EntryNotFound")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            data = hub.files[name]
+            start = int(self.headers["Range"].split("=")[1].split("-")[0]) if body and self.headers["Range"] else 0
+            self.send_response(206 if start else 200)
+            digest = hashlib.sha256(data).hexdigest()
+            self.send_header("X-Repo-Commit", hub.commit)
+            self.send_header("ETag", f'"{digest}"')
+            self.send_header("X-Linked-Etag", f'"{digest}"')
+            self.send_header("X-Linked-Size", str(len(data)))
+            self.send_header("Content-Length", str(len(data) - start))
+            self.end_headers()
+            if not body:
+                return
+            if hub.truncate_next_gets > 0:
+                hub.truncate_next_gets -= 1
+                self.wfile.write(data[start:start + (len(data) - start) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            self.wfile.write(data[start:])
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    hub.url = f"http://127.0.0.1:{server.server_port}"
+    yield hub
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
