@@ -78,29 +78,46 @@ def _down_activation(act: Activation, separable: bool) -> Activation:
     return act if separable else relu
 
 
-class ResizeEncoderDecoder(nn.Module):
-    """Encoder, residual bottleneck, nearest-upsample + conv decoder: the body of the face/body rotator."""
+class _ResizeEncoder(nn.Module):
+    """Encoder and residual bottleneck shared by the rotator's and the editor's bodies; subclasses add a decoder."""
 
-    def __init__(self, image_size: int, in_channels: int, bottleneck_size: int, *, separable: bool,
-                 start_channels: int = 64, num_bottleneck_blocks: int = 6, act: Activation = leaky_relu):
+    def __init__(self, image_size: int, in_channels: int, bottleneck_size: int, first_kernel: int, *,
+                 separable: bool, start_channels: int, num_bottleneck_blocks: int = 6,
+                 act: Activation = leaky_relu):
         super().__init__()
-        def ch(size: int) -> int:
-            return _channels(start_channels, image_size, size)
-        down_act = _down_activation(act, separable)
+        self.image_size, self.start_channels, self.act = image_size, start_channels, act
         self.downsample_blocks = nn.ModuleList(
-            [conv_block(in_channels, start_channels, 7, act, separable=separable)])
+            [conv_block(in_channels, start_channels, first_kernel, act, separable=separable)])
         size = image_size
         while size > bottleneck_size:
-            self.downsample_blocks.append(down_block(ch(size), ch(size // 2), down_act, separable=separable))
+            self.downsample_blocks.append(
+                down_block(self.ch(size), self.ch(size // 2), _down_activation(act, separable), separable=separable))
             size //= 2
         self.bottleneck_blocks = nn.ModuleList(
-            ResBlock(ch(size), act, separable=separable) for _ in range(num_bottleneck_blocks))
-        self.upsample_blocks = nn.ModuleList()
-        while size < image_size:
-            self.upsample_blocks.append(nn.Sequential(
-                nn.Upsample(scale_factor=2, mode="nearest"),
-                conv_block(ch(size), ch(size * 2), 3, act, separable=separable)))
+            ResBlock(self.ch(size), act, separable=separable) for _ in range(num_bottleneck_blocks))
+        self.bottleneck_size = size
+
+    def ch(self, size: int) -> int:
+        return _channels(self.start_channels, self.image_size, size)
+
+    def decoder_sizes(self) -> list[int]:
+        """The resolutions the decoder steps up from, bottleneck first."""
+        sizes, size = [], self.bottleneck_size
+        while size < self.image_size:
+            sizes.append(size)
             size *= 2
+        return sizes
+
+
+class ResizeEncoderDecoder(_ResizeEncoder):
+    """Encoder, residual bottleneck, nearest-upsample + conv decoder: the body of the face/body rotator."""
+
+    def __init__(self, image_size: int, in_channels: int, bottleneck_size: int, *, separable: bool):
+        super().__init__(image_size, in_channels, bottleneck_size, 7, separable=separable, start_channels=64)
+        self.upsample_blocks = nn.ModuleList(
+            nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                          conv_block(self.ch(size), self.ch(size * 2), 3, self.act, separable=separable))
+            for size in self.decoder_sizes())
 
     def forward(self, x: Tensor) -> Tensor:
         for block in (*self.downsample_blocks, *self.bottleneck_blocks, *self.upsample_blocks):
@@ -108,28 +125,14 @@ class ResizeEncoderDecoder(nn.Module):
         return x
 
 
-class ResizeUNet(nn.Module):
+class ResizeUNet(_ResizeEncoder):
     """U-Net with skip connections and nearest upsampling: the body of the editor."""
 
-    def __init__(self, image_size: int, in_channels: int, bottleneck_size: int, *, separable: bool,
-                 start_channels: int = 32, num_bottleneck_blocks: int = 6, act: Activation = leaky_relu):
-        super().__init__()
-        def ch(size: int) -> int:
-            return _channels(start_channels, image_size, size)
-        down_act = _down_activation(act, separable)
-        self.downsample_blocks = nn.ModuleList(
-            [conv_block(in_channels, start_channels, 3, act, separable=separable)])
-        size = image_size
-        while size > bottleneck_size:
-            self.downsample_blocks.append(down_block(ch(size), ch(size // 2), down_act, separable=separable))
-            size //= 2
-        self.bottleneck_blocks = nn.ModuleList(
-            ResBlock(ch(size), act, separable=separable) for _ in range(num_bottleneck_blocks))
-        self.upsample_blocks = nn.ModuleList()
-        while size < image_size:
-            self.upsample_blocks.append(
-                conv_block(ch(size) + ch(size * 2), ch(size * 2), 3, act, separable=separable))
-            size *= 2
+    def __init__(self, image_size: int, in_channels: int, bottleneck_size: int, *, separable: bool):
+        super().__init__(image_size, in_channels, bottleneck_size, 3, separable=separable, start_channels=32)
+        self.upsample_blocks = nn.ModuleList(
+            conv_block(self.ch(size) + self.ch(size * 2), self.ch(size * 2), 3, self.act, separable=separable)
+            for size in self.decoder_sizes())
         self.double_resolution = nn.Upsample(scale_factor=2, mode="nearest")
 
     def forward(self, x: Tensor) -> Tensor:
