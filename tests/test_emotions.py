@@ -42,6 +42,7 @@ def test_fallback_character_then_emotion_file_then_defaults(library, tmp_path):
     templates = library.load(character_dir)
     assert templates.pose("anger")["eyebrow_angry_left_index"] == 0.2
     assert templates.sources["anger"] == character_dir / "_emotions.json"
+    assert templates.to_json()["anger"] == templates.pose("anger")  # the established file format, all 45 keys
     assert templates.pose("joy")["mouth_aaa_index"] == pytest.approx(0.1)
     assert templates.sources["joy"] == library.path_for("joy")
     library.path_for("fear").write_text("")  # the established "reset me" convention

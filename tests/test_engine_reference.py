@@ -101,3 +101,11 @@ def test_cuda_half_is_close_to_cpu_float(poser, character):
     reference = poser.render_tensor(character, POSES[:2])
     mse = ((ours - reference) / 2).pow(2).mean().item()
     assert 10 * np.log10(1 / mse) >= 40
+
+
+def test_every_stage_output_can_be_displayed(poser, character):
+    from talkinghead_nb.imaging import visualize
+    for name, tensor in poser.render_stages(character, POSES[1]).items():
+        picture = visualize(tensor)
+        assert picture.dtype == np.uint8 and picture.shape == (1, *tensor.shape[-2:], 4), name
+        assert picture[..., :3].std() > 0, f"{name} shows a flat picture"
