@@ -116,5 +116,7 @@ def _identity_grid(n: int, h: int, w: int, device: torch.device, dtype: torch.dt
 def warp(image: Tensor, grid_change: Tensor) -> Tensor:
     """Resample ``image`` at the identity grid plus a per-pixel offset given as (N, 2, H, W)."""
     n, _, h, w = image.shape
-    grid = _identity_grid(n, h, w, image.device, image.dtype) + grid_change.permute(0, 2, 3, 1)
+    # torch.compile traces through the cache anyway (and warns about it): give it the plain function.
+    identity_grid = _identity_grid.__wrapped__ if torch.compiler.is_compiling() else _identity_grid
+    grid = identity_grid(n, h, w, image.device, image.dtype) + grid_change.permute(0, 2, 3, 1)
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)

@@ -1,0 +1,91 @@
+"""Speed-ups around the networks that leave the arithmetic alone: allocator tuning on the CPU, ``torch.compile``
+with a safe fallback, and CUDA-graph replay of a whole frame.
+
+Measured on the 2-core development box (README, "Speed"): freeing and re-mapping the large activations costs as much
+system time as the convolutions take user time; keeping freed memory in the heap halves the time of a frame.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import threading
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+log = logging.getLogger(__name__)
+
+_M_TOP_PAD = -2  # glibc mallopt parameter
+HEAP_PAD_BYTES = 1 << 30
+_heap_tuned = False
+_heap_lock = threading.Lock()
+
+
+def retain_freed_memory(pad_bytes: int = HEAP_PAD_BYTES) -> bool:
+    """Ask glibc's allocator to grow its heap in large steps and keep up to ``pad_bytes`` of freed memory.
+
+    A THA3 frame allocates and frees activations of tens of MB; by default glibc serves those with fresh ``mmap``
+    calls whose pages the kernel must zero again on every frame. Process-wide, idempotent, a no-op (returning False)
+    where the C library is not glibc. The cost is that up to ``pad_bytes`` of freed memory stays with the process.
+    """
+    global _heap_tuned
+    with _heap_lock:
+        if _heap_tuned:
+            return True
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c"))
+            libc.gnu_get_libc_version  # noqa: B018 — present in glibc only
+        except (OSError, AttributeError, TypeError):
+            return False
+        _heap_tuned = bool(libc.mallopt(_M_TOP_PAD, ctypes.c_int(pad_bytes)))
+        return _heap_tuned
+
+
+class CompiledOrEager(nn.Module):
+    """``torch.compile`` of a network that falls back to the eager network, once and for good, if compiling or
+    running the compiled graph fails (no compiler, an unsupported op on this platform)."""
+
+    def __init__(self, network: nn.Module, **compile_options):
+        super().__init__()
+        self.network = network
+        self._compiled: Callable | None = torch.compile(network, **compile_options)
+        self.failure: str | None = None
+
+    def forward(self, *args: Tensor) -> dict[str, Tensor]:
+        if self._compiled is not None:
+            try:
+                return self._compiled(*args)
+            except Exception as e:  # noqa: BLE001 — any compiler failure means: run eagerly
+                self.failure = f"{type(e).__name__}: {' '.join(str(e).split())[:500]}"
+                log.warning("torch.compile failed for %s, running it eagerly: %s",
+                            type(self.network).__name__, self.failure)
+                self._compiled = None
+        return self.network(*args)
+
+
+class CudaGraphFrame:
+    """One frame of a fixed character captured as a CUDA graph: ``__call__(pose)`` copies the pose into the static
+    input, replays every kernel of the frame with a single launch, and returns a copy of the static output.
+
+    At batch 1 a frame is hundreds of small kernels, so on a fast GPU launching them costs more than running them.
+    """
+
+    def __init__(self, frame: Callable[[Tensor], Tensor], example_pose: Tensor, warm_up: int = 3):
+        self.pose = example_pose.clone()
+        side_stream = torch.cuda.Stream(device=self.pose.device)
+        side_stream.wait_stream(torch.cuda.current_stream(self.pose.device))
+        with torch.cuda.stream(side_stream):
+            for _ in range(warm_up):  # lets cuDNN pick its algorithms outside the capture
+                frame(self.pose)
+        torch.cuda.current_stream(self.pose.device).wait_stream(side_stream)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.output = frame(self.pose)
+
+    def __call__(self, pose: Tensor) -> Tensor:
+        self.pose.copy_(pose)
+        self.graph.replay()
+        return self.output.clone()
