@@ -1,4 +1,5 @@
-"""Where the project's folders are: ``emotions/`` and ``models/`` beside the package, or where the environment says."""
+"""Where the project's files are: ``emotions/``, ``models/`` and ``animator.json`` beside the package, or where the
+environment says."""
 
 from __future__ import annotations
 
@@ -16,3 +17,8 @@ def emotions_dir() -> Path:
 def models_dir() -> Path:
     """``$TALKINGHEAD_NB_MODELS``, else the project's ``models/`` folder."""
     return Path(os.environ.get("TALKINGHEAD_NB_MODELS") or PROJECT_ROOT / "models")
+
+
+def animator_settings_file() -> Path:
+    """``$TALKINGHEAD_NB_ANIMATOR``, else the project's ``animator.json`` (optional: defaults apply without it)."""
+    return Path(os.environ.get("TALKINGHEAD_NB_ANIMATOR") or PROJECT_ROOT / "animator.json")

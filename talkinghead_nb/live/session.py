@@ -1,0 +1,100 @@
+"""A live character: its image, animator and frame pump, and the commands the live server and widgets send it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from ..character import Character
+from ..emotions import EmotionLibrary, EmotionTemplates, parse_templates
+from ..engine import Poser
+from .animator import Animator
+from .pump import FramePump, Viewer
+from .settings import AnimatorSettings
+
+
+class CommandError(ValueError):
+    """A command that cannot be carried out as given; nothing was changed. The message says what to send instead."""
+
+
+class LiveSession:
+    """One animated character. Commands are safe to call from any thread while viewers watch."""
+
+    def __init__(self, session_id: str, poser: Poser, character: Character, *, library: EmotionLibrary,
+                 settings: AnimatorSettings, emotion: str = "neutral", seed: int | None = None):
+        self.id = session_id
+        self.poser = poser
+        self.library = library
+        self.default_settings = settings
+        self._character = character
+        self._character_lock = threading.Lock()
+        self.animator = Animator(library.load(), settings, emotion=emotion, seed=seed, now=time.monotonic())
+        self.pump = FramePump(self._render, self.animator, name=f"talkinghead-pump-{session_id}")
+        self.created = time.time()
+
+    def _render(self, pose):
+        with self._character_lock:
+            character = self._character
+        return self.poser.render_array(character, pose)[0]
+
+    @property
+    def character(self) -> Character:
+        return self._character
+
+    def viewer(self, fmt: str = "png") -> Viewer:
+        return self.pump.viewer(fmt)
+
+    # ---- commands -------------------------------------------------------------------------------------------------
+
+    def load_character(self, character: Character) -> None:
+        """Show ``character`` from the next frame on, and (re)start the animation."""
+        with self._character_lock:
+            self._character = character
+        self.pump.resume()
+        self.pump.invalidate()
+
+    def unload(self) -> None:
+        """Pause the animation (viewers keep the last frame); ``load_character`` or ``resume`` starts it again."""
+        self.pump.pause()
+
+    def resume(self) -> None:
+        self.pump.resume()
+
+    def set_emotion(self, name: str) -> None:
+        if name not in self.animator.templates.poses:
+            raise CommandError(f"unknown emotion {name!r}; known: {', '.join(self.animator.templates.names)}")
+        self.animator.set_emotion(name, time.monotonic())
+
+    def start_talking(self) -> None:
+        self.animator.start_talking()
+
+    def stop_talking(self) -> None:
+        self.animator.stop_talking()
+
+    def load_emotion_templates(self, data: Any) -> EmotionTemplates:
+        """``{}`` restores the project's templates; otherwise the given emotions replace theirs, all or none."""
+        templates = self.library.load()
+        if data != {}:
+            poses, problems = parse_templates(data, "the request")
+            if problems:
+                raise CommandError("emotion templates not loaded: " + "; ".join(problems))
+            templates = EmotionTemplates({**templates.poses, **poses},
+                                         {**templates.sources, **dict.fromkeys(poses, "request")})
+        self.animator.set_templates(templates, time.monotonic())
+        return templates
+
+    def load_animator_settings(self, data: Any) -> AnimatorSettings:
+        """``{}`` restores the defaults this session started with; otherwise the given settings apply, all or none."""
+        settings, problems = self.default_settings.merged(data, "the request")
+        if problems:
+            raise CommandError("animator settings not loaded: " + "; ".join(problems))
+        self.animator.set_settings(settings)
+        return settings
+
+    def stats(self) -> dict:
+        return {"id": self.id, "character": self._character.name, "emotion": self.animator.emotion,
+                "talking": self.animator.talking, **self.pump.stats()}
+
+    def close(self) -> None:
+        self.pump.close()

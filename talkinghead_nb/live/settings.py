@@ -1,0 +1,112 @@
+"""Animator settings: every constant of the animation, named, documented, and loaded by a cascade
+(built-in defaults → project file → per-call overrides) in which one bad entry spoils nothing else."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..paths import animator_settings_file
+
+
+def _setting(default: float, doc: str, *, minimum: float = 0.0, positive: bool = False) -> Any:
+    return field(default=default, metadata={"doc": doc, "minimum": minimum, "positive": positive})
+
+
+@dataclass(frozen=True)
+class AnimatorSettings:
+    """Times in seconds, rates in Hz, amounts in pose-parameter units (head/neck/body range over [-1, 1])."""
+
+    target_fps: float = _setting(25.0, "frames per second sent to every viewer", positive=True)
+    emotion_half_life: float = _setting(
+        0.15, "time for a change of emotion to get half way (exponential approach, the same at any frame rate)",
+        positive=True)
+    blink_interval_min: float = _setting(2.0, "shortest time between the starts of two blinks", positive=True)
+    blink_interval_max: float = _setting(5.0, "longest time between the starts of two blinks", positive=True)
+    blink_duration: float = _setting(0.18, "eyes closing and opening again, in all", positive=True)
+    confusion_blink_spell: float = _setting(2.0, "how long the rapid blinking lasts after switching to confusion")
+    confusion_blink_interval: float = _setting(0.35, "time between blinks during the rapid-blink spell",
+                                               positive=True)
+    talking_rate: float = _setting(12.0, "new mouth shapes per second while talking", positive=True)
+    talking_mouth_min: float = _setting(0.1, "smallest mouth opening while talking (mouth_aaa)")
+    talking_mouth_max: float = _setting(0.9, "largest mouth opening while talking (mouth_aaa)")
+    breathing_period: float = _setting(4.0, "one full breath", positive=True)
+    breathing_amount: float = _setting(1.0, "depth of breathing, 0 (none) to 1 (the full breathing parameter)")
+    sway_amount: float = _setting(0.25, "largest idle offset of head, neck and body from the emotion's pose")
+    sway_half_life: float = _setting(0.8, "time for the idle sway to get half way to its current target",
+                                     positive=True)
+    sway_interval_min: float = _setting(1.5, "shortest time before the sway picks a new target", positive=True)
+    sway_interval_max: float = _setting(4.0, "longest time before the sway picks a new target", positive=True)
+    jitter_amount: float = _setting(0.015, "amplitude of the small, smooth jitter on top of the sway")
+    jitter_rate: float = _setting(1.5, "how many independent jitter values per second (smoothly interpolated)",
+                                  positive=True)
+
+    @classmethod
+    def documentation(cls) -> dict[str, tuple[float, str]]:
+        """``{name: (default, description)}`` of every setting."""
+        return {f.name: (f.default, f.metadata["doc"]) for f in dataclasses.fields(cls)}
+
+    def to_json(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+    def merged(self, updates: dict[str, Any], source: str) -> tuple[AnimatorSettings, list[str]]:
+        """These settings with the valid entries of ``updates`` applied, and one message per rejected entry."""
+        if not isinstance(updates, dict):
+            return self, [f"{source}: expected a JSON object of settings, got {type(updates).__name__}"]
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        good: dict[str, float] = {}
+        problems = []
+        for key, value in updates.items():
+            problem = _check(fields.get(key), key, value)
+            if problem:
+                problems.append(f"{source}: {problem}")
+            else:
+                good[key] = float(value)
+        merged = dataclasses.replace(self, **good)
+        for low, high in (("blink_interval_min", "blink_interval_max"), ("sway_interval_min", "sway_interval_max"),
+                          ("talking_mouth_min", "talking_mouth_max")):
+            if getattr(merged, low) > getattr(merged, high):
+                problems.append(f"{source}: {low} ({getattr(merged, low)}) is above {high} "
+                                f"({getattr(merged, high)}); both kept as they were")
+                merged = dataclasses.replace(merged, **{low: getattr(self, low), high: getattr(self, high)})
+        return merged, problems
+
+
+def _check(spec: dataclasses.Field | None, key: str, value: Any) -> str | None:
+    if spec is None:
+        return f"unknown setting {key!r} (known: {', '.join(f.name for f in dataclasses.fields(AnimatorSettings))})"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{key} must be a number, got {json.dumps(value)}"
+    if value != value or value in (float("inf"), float("-inf")):
+        return f"{key} must be a finite number, got {value}"
+    if spec.metadata["positive"] and value <= 0:
+        return f"{key} must be above 0, got {value}"
+    if value < spec.metadata["minimum"]:
+        return f"{key} must be at least {spec.metadata['minimum']}, got {value}"
+    return None
+
+
+def load_settings(project_file: str | os.PathLike | None = None,
+                  overrides: dict[str, Any] | None = None) -> tuple[AnimatorSettings, list[str]]:
+    """Built-in defaults, then the project file (``animator.json`` beside ``emotions/`` unless named; a missing
+    file is fine), then ``overrides``. Returns the settings and the problems met on the way."""
+    settings, problems = AnimatorSettings(), []
+    path = Path(project_file) if project_file is not None else animator_settings_file()
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            problems.append(f"{path}: not readable JSON ({e}); using the built-in defaults")
+        else:
+            settings, found = settings.merged(data, str(path))
+            problems += found
+    elif project_file is not None:
+        problems.append(f"{path}: no such file; using the built-in defaults")
+    if overrides:
+        settings, found = settings.merged(overrides, "overrides")
+        problems += found
+    return settings, problems
