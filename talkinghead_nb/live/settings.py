@@ -27,14 +27,14 @@ class AnimatorSettings:
         positive=True)
     blink_interval_min: float = _setting(2.0, "shortest time between the starts of two blinks", positive=True)
     blink_interval_max: float = _setting(5.0, "longest time between the starts of two blinks", positive=True)
-    blink_duration: float = _setting(0.18, "eyes closing and opening again, in all", positive=True)
+    blink_duration: float = _setting(0.18, "one blink: the eyes closing and opening again", positive=True)
     confusion_blink_spell: float = _setting(2.0, "how long the rapid blinking lasts after switching to confusion")
     confusion_blink_interval: float = _setting(0.35, "time between blinks during the rapid-blink spell",
                                                positive=True)
     talking_rate: float = _setting(12.0, "new mouth shapes per second while talking", positive=True)
     talking_mouth_min: float = _setting(0.1, "smallest mouth opening while talking (mouth_aaa)")
     talking_mouth_max: float = _setting(0.9, "largest mouth opening while talking (mouth_aaa)")
-    breathing_period: float = _setting(4.0, "one full breath", positive=True)
+    breathing_period: float = _setting(4.0, "the time of one full breath, in and out", positive=True)
     breathing_amount: float = _setting(1.0, "depth of breathing, 0 (none) to 1 (the full breathing parameter)")
     sway_amount: float = _setting(0.25, "largest idle offset of head, neck and body from the emotion's pose")
     sway_half_life: float = _setting(0.8, "time for the idle sway to get half way to its current target",
