@@ -1,8 +1,9 @@
-"""Command line: ``talkinghead-nb render | contact-sheet | reset-emotions | weights``."""
+"""Command line: ``talkinghead-nb render | contact-sheet | serve | reset-emotions | weights``."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,10 +20,10 @@ def _character(spec: str):
     return load_character(path if path.suffix else example_path(spec))
 
 
-def _poser(args: argparse.Namespace):
+def _poser(args: argparse.Namespace, **options):
     from .engine import Poser
     store = WeightsStore(args.models, allow_download=not args.offline)
-    return Poser(args.model, args.device, store=store)
+    return Poser(args.model, args.device, store=store, **options)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -48,6 +49,29 @@ def cmd_contact_sheet(args: argparse.Namespace) -> int:
     title = args.title or f"{len(images)} emotions of {character.name}, rendered by talkinghead-nb ({poser.variant})"
     contact_sheet(images, title=title).savefig(args.output, dpi=args.dpi)
     print(f"{args.output}: {len(images)} emotions in {seconds:.1f} s ({len(images) / seconds:.2f} frames/s)")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .live import LiveServer
+    poser, character = _poser(args, compile=args.compile), _character(args.character)
+    if args.compile:
+        print(f"compiling the networks (first time: up to a few minutes) … {poser.warm_up(character):.0f} s")
+    server = LiveServer(character, poser=poser, host=args.host, port=args.port, settings=args.settings,
+                        api_key=args.api_key or os.environ.get("TALKINGHEAD_NB_API_KEY"),
+                        emotions_dir=args.emotions, max_upload_mb=args.max_upload_mb)
+    for problem in server.settings_problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    server.start()
+    print(f"serving {character.name} with {poser} at {server.url}\nfeed: {server.feed_url()}\n"
+          f"API: {server.url}/openapi.json · Ctrl-C stops", flush=True)
+    try:
+        while server.running:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
     return 0
 
 
@@ -107,6 +131,18 @@ def build_parser() -> argparse.ArgumentParser:
     engine_options(p)
     p.set_defaults(func=cmd_contact_sheet)
 
+    p = sub.add_parser("serve", help="run the live server (SillyTavern-Extras talkinghead API) until Ctrl-C")
+    p.add_argument("character", nargs="?", default="lambda_00")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=5100, help="port (default: 5100, SillyTavern-Extras'; 0: any free)")
+    p.add_argument("--settings", default=None, help="animator settings JSON (default: the project's animator.json)")
+    p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on every route but the "
+                                                   "feed (default: $TALKINGHEAD_NB_API_KEY, else none)")
+    p.add_argument("--max-upload-mb", type=float, default=20)
+    p.add_argument("--compile", action="store_true", help="torch.compile the engine (faster, slow first start)")
+    engine_options(p)
+    p.set_defaults(func=cmd_serve)
+
     p = sub.add_parser("reset-emotions", help="restore emotion templates to their factory settings")
     p.add_argument("names", nargs="*", help="emotions to reset (default: all 28)")
     p.add_argument("--emotions", default=None, help="emotions folder (default: the project's emotions/)")
@@ -124,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CharacterError, EmotionError, WeightsError, P.PoseError) as e:
+    except (CharacterError, EmotionError, WeightsError, P.PoseError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -29,3 +29,30 @@ def test_weights_command_lists_sources(capsys):
     assert main(["weights", "--offline"]) == 0
     out = capsys.readouterr().out
     assert "separable_float  embedded" in out and "cast from separable_float" in out
+
+
+def test_serve_runs_until_interrupted():
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    process = subprocess.Popen([sys.executable, "-m", "talkinghead_nb.cli", "serve", "crypko_00", "--port", "0",
+                                "--device", "cpu", "--offline"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("feed: "):
+                break
+        url = re.search(r"at (http://127\.0\.0\.1:\d+)", "".join(lines)).group(1)
+        assert httpx.get(url + "/api/modules", timeout=30).json() == {"modules": ["talkinghead"]}
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
