@@ -106,7 +106,7 @@ def test_same_seed_same_motion_and_frame_rate_does_not_change_blinks_or_mouth(te
         animator = Animator(templates, seed=11)
         animator.start_talking()
         return sample(animator, fps, 10.0)
-    (t10, p10), (t50, p50) = run(10), run(50)
+    p10, p50 = run(10)[1], run(50)[1]
     assert np.array_equal(run(10)[1], p10)
     common = p50[::5]
     for index in (EYE, MOUTH, BREATHING):

@@ -11,7 +11,10 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-FAST_PARAMETERS = {"01_quickstart.ipynb": {"SHEET_EMOTIONS": "joy,anger,surprise", "DEVICE": "cpu"}}
+FAST_PARAMETERS = {
+    "01_quickstart.ipynb": {"SHEET_EMOTIONS": "joy,anger,surprise", "DEVICE": "cpu"},
+    "05_live.ipynb": {"DEVICE": "cpu", "PORT": 0, "WATCH_SECONDS": 2},
+}
 
 
 def _with_parameters(nb: nbformat.NotebookNode, values: dict[str, object]) -> nbformat.NotebookNode:

@@ -202,6 +202,10 @@ class FramePump:
             self._thread.join(timeout)
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 

@@ -1,0 +1,5 @@
+"""ipywidgets panels for notebooks."""
+
+from .live_view import LiveView
+
+__all__ = ["LiveView"]
