@@ -95,3 +95,30 @@ def test_cuda_graph_replay_matches_eager_on_the_gpu(character):
     for frame, got in zip(frames, replayed, strict=True):
         assert (got - eager.render_tensor(character, frame)).abs().max().item() <= 1e-4
     assert (replayed[0] - replayed[1]).abs().max() > 0.1  # the static output really was refreshed
+
+
+def _psnr(image: torch.Tensor, reference: torch.Tensor) -> float:
+    mse = ((image - reference) / 2).pow(2).mean().item()
+    return 10 * np.log10(1 / mse) if mse else float("inf")
+
+
+def test_openvino_backends_stay_close_to_torch_and_cache_their_conversion(poser, character, tmp_path, monkeypatch):
+    pytest.importorskip("openvino")
+    monkeypatch.setenv("TALKINGHEAD_NB_CACHE", str(tmp_path))
+    frames = _blink_then_turn()[:3]
+    expected = torch.cat([poser.render_tensor(character, f) for f in frames])
+    fp32 = Poser("separable_float", "cpu", backend="openvino")
+    got = torch.cat([fp32.render_tensor(character, f) for f in frames])
+    assert (got - expected).abs().max().item() <= 2e-2 and _psnr(got, expected) >= 80
+    assert len(list((tmp_path / "openvino").glob("*/model.xml"))) == 4  # one per per-frame network
+    bf16 = Poser("separable_float", "cpu", backend="openvino-bf16")  # reads the cached conversion
+    got = torch.cat([bf16.render_tensor(character, f) for f in frames])
+    assert _psnr(got, expected) >= 45
+    assert torch.cat([bf16.render_tensor(character, f) for f in frames[:2]]).shape == (2, 4, 512, 512)
+
+
+def test_unknown_or_misplaced_backend_is_refused():
+    with pytest.raises(ValueError, match="unknown backend 'tensorrt'"):
+        Poser("separable_float", "cpu", backend="tensorrt")
+    with pytest.raises(ValueError, match="CPU only, and without compile"):
+        Poser("separable_float", "cpu", backend="openvino", compile=True)

@@ -109,8 +109,12 @@ def tile_pose(pose: Tensor, size: int) -> Tensor:
 
 @lru_cache(maxsize=16)
 def _identity_grid(n: int, h: int, w: int, device: torch.device, dtype: torch.dtype) -> Tensor:
-    theta = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], device=device, dtype=dtype)
-    return F.affine_grid(theta.expand(n, 2, 3), [n, 1, h, w], align_corners=False)
+    """What ``F.affine_grid`` gives for the identity (align_corners=False), built from the same ``linspace`` so the
+    values are identical, but from ops that every exporter knows (OpenVINO's has no ``affine_grid``)."""
+    def axis(steps: int) -> Tensor:
+        return torch.linspace(-1.0, 1.0, steps, device=device, dtype=dtype) * (steps - 1) / steps
+    ys, xs = torch.meshgrid(axis(h), axis(w), indexing="ij")
+    return torch.stack([xs, ys], dim=-1).unsqueeze(0).expand(n, h, w, 2)
 
 
 def warp(image: Tensor, grid_change: Tensor) -> Tensor:

@@ -99,12 +99,17 @@ class Poser:
     - ``compile`` (default off): ``torch.compile`` the per-frame networks; about 1.8× faster on the CPU here, but the
       first frame takes 10–90 s (seconds once the compiler cache on disk is warm). Falls back to eager on failure.
     - ``tune_allocator`` (default on for the CPU): :func:`retain_freed_memory`, process-wide.
+
+    ``backend`` (CPU only): ``torch`` (default), ``openvino`` (float32, within ~1e-3 of torch: near-exact) or
+    ``openvino-bf16`` (approximate, fastest where the CPU has bf16 units); both need the ``openvino`` package.
     """
+
+    BACKENDS = ("torch", "openvino", "openvino-bf16")
 
     def __init__(self, variant: str = "auto", device: str | torch.device = "auto", *,
                  weights_folder: str | os.PathLike | None = None, store: WeightsStore | None = None,
                  character_cache_size: int = 8, stage_cache: bool = True, cuda_graphs: bool | None = None,
-                 compile: bool = False, tune_allocator: bool = True):
+                 compile: bool = False, tune_allocator: bool = True, backend: str = "torch"):
         self.device = resolve_device(device)
         self.variant = resolve_variant(variant, self.device)
         half = self.variant.endswith("_half") and self.device.type == "cuda"
@@ -124,6 +129,15 @@ class Poser:
                                    f"is it a file of another variant? ({str(e).splitlines()[0]})") from None
             self.networks[name] = network
         self.networks.to(device=self.device, dtype=self.dtype).eval().requires_grad_(False)
+        if backend not in self.BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of: {', '.join(self.BACKENDS)}")
+        if backend != "torch" and (self.device.type != "cpu" or compile):
+            raise ValueError(f"backend={backend!r} runs on the CPU only, and without compile=True")
+        self.backend = backend
+        if backend != "torch":
+            from .openvino_backend import OpenVinoNetwork
+            for name in PER_FRAME_NETWORKS:
+                self.networks[name] = OpenVinoNetwork(name, self.networks[name], backend)
         self.compiled = compile
         if compile:
             for name in PER_FRAME_NETWORKS:
@@ -139,7 +153,8 @@ class Poser:
         self._lock = threading.RLock()  # one render at a time: the caches are shared state
 
     def __repr__(self) -> str:
-        return (f"Poser(variant={self.variant!r}, device={str(self.device)!r}, dtype={self.dtype}, "
+        backend = f", backend={self.backend!r}" if self.backend != "torch" else ""
+        return (f"Poser(variant={self.variant!r}, device={str(self.device)!r}, dtype={self.dtype}{backend}, "
                 f"weights={self.weights.source}:{self.weights.folder})")
 
     # ---- the pipeline ------------------------------------------------------------------------------------------
