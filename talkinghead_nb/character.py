@@ -67,7 +67,7 @@ def load_character(source: str | os.PathLike | bytes | Image.Image, *, fit: bool
     With ``fit=True`` an image of another size is scaled (aspect kept) and centred on a transparent 512×512 canvas
     instead of being refused.
     """
-    image, label = _open(source)
+    image, label = open_image(source)
     if name is None:
         name = Path(label).stem if isinstance(source, (str, os.PathLike)) else "character"
     if image.format is not None and image.format != "PNG":
@@ -98,7 +98,9 @@ def fit_to_canvas(image: Image.Image, size: int = SIZE) -> Image.Image:
     return canvas
 
 
-def _open(source: str | os.PathLike | bytes | Image.Image) -> tuple[Image.Image, str]:
+def open_image(source: str | os.PathLike | bytes | Image.Image) -> tuple[Image.Image, str]:
+    """Open and decode an image safely (size limit, damage reported as ``CharacterError``); returns it and a label
+    for messages."""
     if isinstance(source, Image.Image):
         return source, "the image"
     if isinstance(source, (bytes, bytearray, memoryview)):

@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,10 @@ class OpenVinoNetwork(nn.Module):
             if (folder / "model.xml").is_file():
                 model = ov.Core().read_model(folder / "model.xml")
             else:
-                model = ov.convert_model(_TupleOutputs(network, self.names), example_input=example)
+                with warnings.catch_warnings():  # the converter traces with torch.jit and says so at length
+                    warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+                    warnings.simplefilter("ignore", category=DeprecationWarning)
+                    model = ov.convert_model(_TupleOutputs(network, self.names), example_input=example)
                 _save(ov, model, folder)
         compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": PRECISIONS[backend],
                                                           "PERFORMANCE_HINT": "LATENCY"})

@@ -1,0 +1,197 @@
+"""Measurements on a character's RGBA pixels: alpha shares, detached specks, hidden colour, the edge band and its
+colour deviation (background bleed), and registration against a template silhouette.
+
+Everything takes ``(H, W, 4) uint8`` arrays and returns plain numbers or arrays, so that checks, fixes and plots share
+one definition of each measure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+OPAQUE = 250            # alpha from which a pixel counts as opaque (some painted cut-outs never reach 255)
+OUTER_RING = 1          # px: the outermost ring of the silhouette, where background bleed shows
+INNER_RING = (3, 8)     # px deep: the ring whose colour the outer ring is compared with
+LOCAL_SIGMA = 4.0       # px: how far away that comparison colour may be
+HIDDEN_COLOUR_LEVEL = 16  # an RGB channel above this under zero alpha counts as hidden colour
+BLEED_WARNING = 0.28    # bleed score above which a rim is reported (clean examples: ≤ 0.23; README, "Character checks")
+
+
+@dataclass(frozen=True)
+class AlphaShares:
+    transparent: float
+    semi_transparent: float
+    opaque: float
+
+
+def alpha_shares(rgba: np.ndarray) -> AlphaShares:
+    """Shares of the canvas: fully transparent, semi-transparent, opaque (alpha ≥ ``OPAQUE``)."""
+    alpha = rgba[..., 3]
+    return AlphaShares(float((alpha == 0).mean()), float(((alpha > 0) & (alpha < OPAQUE)).mean()),
+                       float((alpha >= OPAQUE).mean()))
+
+
+def components(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels of the 8-connected parts of the silhouette (alpha > 0), and each part's pixel count (index 0: none)."""
+    labels, count = ndimage.label(rgba[..., 3] > 0, structure=np.ones((3, 3), bool))
+    return labels, np.bincount(labels.ravel(), minlength=count + 1)
+
+
+def speck_mask(rgba: np.ndarray, max_fraction: float = 0.01) -> np.ndarray:
+    """Pixels of parts detached from the main silhouette and smaller than ``max_fraction`` of it."""
+    labels, sizes = components(rgba)
+    if len(sizes) <= 2:
+        return np.zeros(labels.shape, bool)
+    main = sizes[1:].max()
+    small = np.flatnonzero(sizes < max_fraction * main)
+    return np.isin(labels, small[small > 0])
+
+
+def hidden_colour_share(rgba: np.ndarray) -> float:
+    """Share of the fully transparent pixels that still carry colour (it leaks into edges when warped)."""
+    hidden = rgba[..., 3] == 0
+    if not hidden.any():
+        return 0.0
+    return float((rgba[hidden][:, :3].max(axis=1) > HIDDEN_COLOUR_LEVEL).mean())
+
+
+def edge_rings(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The outer ring (visible pixels within ``OUTER_RING`` px of the background) and the inner ring
+    (opaque pixels ``INNER_RING`` px deep) of the silhouette."""
+    background = rgba[..., 3] < OPAQUE
+    outer = (rgba[..., 3] > 0) & ndimage.binary_dilation(background, iterations=OUTER_RING)
+    inner = ~ndimage.binary_dilation(background, iterations=INNER_RING[0]) & \
+        ndimage.binary_dilation(background, iterations=INNER_RING[1])
+    return outer, inner
+
+
+def local_mean(rgb: np.ndarray, mask: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised Gaussian average of ``rgb`` over ``mask`` at every pixel, and where it is defined."""
+    weight = ndimage.gaussian_filter(mask.astype(np.float32), sigma)
+    colour = np.stack([ndimage.gaussian_filter(rgb[..., c] * mask, sigma) for c in range(3)], axis=-1)
+    defined = weight > 0.02
+    colour[defined] /= weight[defined][:, None]
+    return colour, defined
+
+
+@dataclass(frozen=True)
+class EdgeBleed:
+    """How far the silhouette's outer ring is pulled from the colour just inside it towards white
+    (``toward_white``) or black (``toward_black``): 0 not at all, 1 all the way, alpha-weighted means. ``score`` is
+    the larger; ``matte`` names it when the score is above ``BLEED_WARNING``. ``matte_slope``: slope of the luma gap
+    against alpha over semi-transparent pixels (< 0: lighter where more transparent, a white matte; > 0: a black
+    one). ``deviation``: the per-pixel pull (NaN off the outer ring), for heat maps."""
+
+    score: float
+    toward_white: float
+    toward_black: float
+    matte: str | None
+    matte_slope: float
+    pixels: int
+    deviation: np.ndarray
+
+
+_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+
+
+def edge_bleed(rgba: np.ndarray) -> EdgeBleed:
+    outer, inner = edge_rings(rgba)
+    rgb = rgba[..., :3].astype(np.float32) / 255.0
+    alpha = rgba[..., 3].astype(np.float32) / 255.0
+    reference, defined = local_mean(rgb, inner, LOCAL_SIGMA)
+    use = outer & defined
+    deviation = np.full(alpha.shape, np.nan, np.float32)
+    if not use.any():
+        return EdgeBleed(0.0, 0.0, 0.0, None, 0.0, 0, deviation)
+    colour, ref, weight = rgb[use], reference[use], alpha[use]
+    pulls = []
+    for matte in (1.0, 0.0):  # the fraction of the way from the inner colour to the matte colour
+        direction = matte - ref
+        pull = ((colour - ref) * direction).sum(axis=1) / np.maximum((direction * direction).sum(axis=1), 1e-3)
+        pulls.append(np.clip(pull, -1.0, 1.0))
+    toward_white, toward_black = (float((p * weight).sum() / weight.sum()) for p in pulls)
+    deviation[use] = np.clip(np.maximum(*pulls), 0.0, 1.0)
+    score = max(toward_white, toward_black, 0.0)
+    matte = None if score <= BLEED_WARNING else ("white" if toward_white >= toward_black else "black")
+    semi = (alpha > 0.02) & (alpha < OPAQUE / 255) & defined
+    slope = 0.0
+    if semi.sum() >= 20:
+        slope = float(np.polyfit(alpha[semi], (rgb[semi] - reference[semi]) @ _LUMA, 1)[0])
+    return EdgeBleed(score, toward_white, toward_black, matte, slope, int(use.sum()), deviation)
+
+
+def worst_windows(deviation: np.ndarray, count: int = 3, size: int = 48) -> list[tuple[int, int]]:
+    """Top-left corners of the ``count`` non-overlapping ``size``² windows with the most edge deviation."""
+    values = np.nan_to_num(deviation)
+    total = ndimage.uniform_filter(values, size, mode="constant")
+    corners: list[tuple[int, int]] = []
+    height, width = values.shape
+    for _ in range(count):
+        y, x = np.unravel_index(np.argmax(total), total.shape)
+        if total[y, x] <= 0:
+            break
+        top, left = int(np.clip(y - size // 2, 0, height - size)), int(np.clip(x - size // 2, 0, width - size))
+        corners.append((top, left))
+        total[max(0, y - size):y + size, max(0, x - size):x + size] = 0
+    return corners
+
+
+@dataclass(frozen=True)
+class Registration:
+    """How to move (and scale) a silhouette onto the template's: ``scale`` first (about the canvas centre), then
+    shift by ``dx``, ``dy`` px. ``overlap``: intersection over union of the upper bodies after the move."""
+
+    scale: float
+    dx: int
+    dy: int
+    overlap: float
+
+
+HEAD_ROWS = 260  # the template's head and shoulders: where alignment matters to THA3
+MAX_SHIFT = 200
+SCALE_PENALTY = 0.15  # overlap given up per unit of |ln scale|: characters differ in build, so prefer moving them
+STEP = 2              # the search runs at half resolution (2 px steps), ample for alignment
+
+
+def _scaled(mask: np.ndarray, scale: float) -> np.ndarray:
+    if scale == 1.0:
+        return mask
+    centre = np.array(mask.shape) / 2
+    return ndimage.affine_transform(mask, np.full(2, 1 / scale), offset=centre - centre / scale, order=1)
+
+
+SCALES = tuple(np.round(np.linspace(0.6, 1.6, 21), 2))
+
+
+def register(alpha: np.ndarray, template_alpha: np.ndarray, scales: tuple[float, ...] = SCALES) -> Registration:
+    """Scale and shift that maximise the overlap (intersection over union) of the silhouette with the template's
+    head and shoulders (its top ``HEAD_ROWS`` rows), both 512×512. For each scale, the intersection at every shift
+    comes from one FFT cross-correlation, and the union from row sums, so the search is exhaustive."""
+    head_rows, max_shift = HEAD_ROWS // STEP, MAX_SHIFT // STEP
+    template = (template_alpha[::STEP, ::STEP] > 127).astype(np.float64)
+    template[head_rows:] = 0
+    size = template.shape[0]
+    padded = 2 * size
+    template_spectrum = np.fft.rfft2(template, s=(padded, padded))
+    lags = np.r_[0:max_shift + 1, -max_shift:0]  # shift d ↦ index d mod padded
+    rows = lags % padded
+    best, best_score = Registration(1.0, 0, 0, 0.0), -np.inf
+    for scale in scales:
+        mask = _scaled((alpha[::STEP, ::STEP] > 127).astype(np.float64), scale)
+        # intersection[dy, dx] = Σ_q mask(q) · template(q + d)
+        intersection = np.fft.irfft2(template_spectrum * np.conj(np.fft.rfft2(mask, s=(padded, padded))),
+                                     s=(padded, padded))[np.ix_(rows, rows)]
+        # pixels of the moved mask inside the head rows, per vertical shift
+        row_sums = np.r_[0.0, np.cumsum(mask.sum(axis=1))]
+        inside = row_sums[np.clip(head_rows - lags, 0, size)] - row_sums[np.clip(-lags, 0, size)]
+        union = template.sum() + inside[:, None] - intersection
+        iou = np.where(union > 0, intersection / np.maximum(union, 1e-9), 0.0)
+        y, x = np.unravel_index(np.argmax(iou), iou.shape)
+        score = iou[y, x] - SCALE_PENALTY * abs(np.log(scale))
+        if score > best_score:
+            best_score = score
+            best = Registration(float(scale), int(lags[x]) * STEP, int(lags[y]) * STEP, float(iou[y, x]))
+    return best

@@ -1,0 +1,204 @@
+"""One call reports on a candidate character image: every rule THA3 needs and every common flaw, each finding
+pass / warning / error with the fix in words."""
+
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from ..character import SIZE, CharacterError, example_path, open_image
+from . import analysis as A
+
+PASS, WARNING, ERROR = "pass", "warning", "error"
+SEE_THROUGH_SHARE = 0.2   # semi-transparent share of the silhouette above which it looks see-through
+HIDDEN_COLOUR_SHARE = 0.01
+ALIGNMENT_PX = 16
+DEFAULT_TEMPLATE = "lambda_00"
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    level: str
+    message: str
+    fix: str = ""
+
+
+@dataclass
+class Report:
+    source: str
+    findings: list[Finding] = field(default_factory=list)
+    rgba: np.ndarray | None = None   # the image as RGBA when it could be read as one
+    bleed: A.EdgeBleed | None = None
+    registration: A.Registration | None = None
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == ERROR]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == WARNING]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def add(self, check: str, level: str, message: str, fix: str = "") -> None:
+        self.findings.append(Finding(check, level, message, fix))
+
+    def __str__(self) -> str:
+        lines = [f"{self.source}: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"]
+        for f in self.findings:
+            lines.append(f"  {f.level.upper():7} {f.check:12} {f.message}")
+            if f.fix:
+                lines.append(f"  {'':7} {'':12} fix: {f.fix}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        colours = {PASS: "#2e7d32", WARNING: "#b26a00", ERROR: "#c62828"}
+        rows = "".join(
+            f"<tr><td style='color:{colours[f.level]};font-weight:bold'>{f.level}</td><td>{html.escape(f.check)}</td>"
+            f"<td>{html.escape(f.message)}</td><td>{html.escape(f.fix)}</td></tr>" for f in self.findings)
+        return (f"<b>{html.escape(self.source)}</b>: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"
+                f"<table><tr><th>level</th><th>check</th><th>finding</th><th>fix</th></tr>{rows}</table>")
+
+
+def template_alpha(template: str | os.PathLike = DEFAULT_TEMPLATE) -> np.ndarray:
+    """The alpha of the alignment template (by default the example character lambda_00, a canonical THA3 pose)."""
+    path = template if os.path.splitext(os.fspath(template))[1] else example_path(os.fspath(template))
+    return np.asarray(Image.open(path).convert("RGBA"))[..., 3]
+
+
+def check_character(source: str | os.PathLike | bytes | Image.Image, *,
+                    template: str | os.PathLike = DEFAULT_TEMPLATE) -> Report:
+    """Everything worth knowing about ``source`` as a THA3 character. Never raises for a bad image: a file that
+    cannot be used gives error findings."""
+    label = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "the image"
+    report = Report(label)
+    try:
+        image, label = open_image(source)
+    except CharacterError as e:
+        report.add("file", ERROR, str(e))
+        return report
+    report.source = label
+    _check_file(report, image)
+    rgba = _rgba(report, image)
+    if rgba is None:
+        return report
+    report.rgba = rgba
+    if not _check_alpha(report, rgba):
+        return report
+    _check_specks(report, rgba)
+    _check_hidden_colour(report, rgba)
+    _check_bleed(report, rgba)
+    if rgba.shape[:2] == (SIZE, SIZE):
+        _check_alignment(report, rgba, template)
+    return report
+
+
+def _check_file(report: Report, image: Image.Image) -> None:
+    fmt = image.format or "in-memory"
+    if fmt == "PNG":
+        report.add("format", PASS, "PNG")
+    elif fmt == "JPEG":
+        report.add("format", ERROR, "JPEG: it cannot hold an alpha channel",
+                   "cut the character out and export it as a PNG with transparency")
+    else:
+        report.add("format", WARNING, f"{fmt}, not PNG", "export it as PNG (the rule THA3 tools expect)")
+    width, height = image.size
+    if (width, height) == (SIZE, SIZE):
+        report.add("size", PASS, f"{SIZE}×{SIZE}")
+    else:
+        report.add("size", ERROR, f"{width}×{height}; THA3 needs exactly {SIZE}×{SIZE}",
+                   "talkinghead_nb.prep.fit_to_template(image) scales and places it by head position "
+                   "(`talkinghead-nb repair IN OUT --fit`)")
+
+
+def _rgba(report: Report, image: Image.Image) -> np.ndarray | None:
+    if image.mode in ("RGBA", "LA", "RGBa", "La", "PA"):
+        report.add("alpha", PASS, f"mode {image.mode}: has an alpha channel")
+    elif image.mode == "P" and "transparency" in image.info:
+        report.add("alpha", WARNING, "palette PNG with a transparent colour: the alpha is only on/off, so the "
+                   "silhouette's edges are jagged", "export as 32-bit RGBA (8-bit alpha) instead")
+    elif "transparency" in image.info:
+        report.add("alpha", WARNING, f"mode {image.mode} with one transparent colour: on/off alpha only",
+                   "export as 32-bit RGBA")
+    else:
+        report.add("alpha", ERROR, f"no alpha channel (mode {image.mode}): THA3 treats every pixel with nonzero "
+                   "alpha as the character", "remove the background (e.g. GIMP's fuzzy select, or rembg) and export "
+                   "a PNG with transparency")
+        return None
+    return np.asarray(image.convert("RGBA"))
+
+
+def _check_alpha(report: Report, rgba: np.ndarray) -> bool:
+    shares = A.alpha_shares(rgba)
+    text = (f"{shares.transparent:.0%} transparent, {shares.semi_transparent:.1%} semi-transparent, "
+            f"{shares.opaque:.0%} opaque")
+    if shares.transparent == 1.0:
+        report.add("coverage", ERROR, "fully transparent: there is no character",
+                   "export the character layer, not only the empty background")
+        return False
+    if shares.transparent == 0.0:
+        report.add("coverage", ERROR, f"{text}: no transparent background, so THA3 would animate the background "
+                   "as part of the character", "remove the background and export with transparency")
+        return False
+    silhouette = shares.semi_transparent + shares.opaque
+    if shares.semi_transparent > SEE_THROUGH_SHARE * silhouette:
+        report.add("coverage", WARNING, f"{text}: {shares.semi_transparent / silhouette:.0%} of the character is "
+                   "semi-transparent, so it will look see-through", "make the body fully opaque (alpha 255); "
+                   "keep soft alpha only on the outline")
+    else:
+        report.add("coverage", PASS, text)
+    return True
+
+
+def _check_specks(report: Report, rgba: np.ndarray) -> None:
+    specks = A.speck_mask(rgba)
+    if not specks.any():
+        report.add("specks", PASS, "one connected silhouette (no stray specks)")
+        return
+    _, count = np.unique(A.components(rgba)[0][specks], return_counts=True)
+    report.add("specks", WARNING, f"{len(count)} stray speck(s) away from the silhouette ({int(specks.sum())} px): "
+               "they float in place while the character moves", "talkinghead_nb.prep.remove_specks(image), or "
+               "erase them in an image editor")
+
+
+def _check_hidden_colour(report: Report, rgba: np.ndarray) -> None:
+    share = A.hidden_colour_share(rgba)
+    if share > HIDDEN_COLOUR_SHARE:
+        report.add("hidden", WARNING, f"{share:.0%} of the fully transparent pixels still carry colour (a "
+                   "background under zero alpha); talkinghead-nb clears it on load, other tools may show it",
+                   "talkinghead_nb.prep.clear_hidden_colour(image)")
+    else:
+        report.add("hidden", PASS, "no colour under zero alpha")
+
+
+def _check_bleed(report: Report, rgba: np.ndarray) -> None:
+    bleed = report.bleed = A.edge_bleed(rgba)
+    numbers = (f"bleed score {bleed.score:.2f} (pull toward white {bleed.toward_white:+.2f}, toward black "
+               f"{bleed.toward_black:+.2f}; warning above {A.BLEED_WARNING})")
+    if bleed.matte is None:
+        report.add("edges", PASS, f"{numbers}: no background rim on the silhouette")
+    else:
+        report.add("edges", WARNING, f"{numbers}: the outline has a {bleed.matte} rim (background bleed); it "
+                   "shows against other backgrounds", "talkinghead_nb.prep.decontaminate_edges(image), or erase "
+                   "the rim by hand; see plots.edge_figure for where")
+
+
+def _check_alignment(report: Report, rgba: np.ndarray, template: str | os.PathLike) -> None:
+    # Position only: characters differ in build, and THA3 cares where the head is.
+    reg = report.registration = A.register(rgba[..., 3], template_alpha(template), scales=(1.0,))
+    text = f"best overlay on the template: shift ({reg.dx:+d}, {reg.dy:+d}) px, head-and-shoulders overlap " \
+           f"{reg.overlap:.0%}"
+    if abs(reg.dx) <= ALIGNMENT_PX and abs(reg.dy) <= ALIGNMENT_PX:
+        report.add("alignment", PASS, text)
+    else:
+        report.add("alignment", WARNING, f"{text}: the head is not where THA3 expects it (the face crop is rows "
+                   "32–224, columns 160–352)", "talkinghead_nb.prep.fit_to_template(image) moves and scales it "
+                   "(`talkinghead-nb repair IN OUT --fit`)")

@@ -1,0 +1,177 @@
+"""Character checks, repairs and inspection plots on the example characters and on broken copies of them."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+
+from talkinghead_nb.character import example_path, load_character
+from talkinghead_nb.prep import (
+    ERROR,
+    PASS,
+    WARNING,
+    alignment_figure,
+    backgrounds_figure,
+    check_character,
+    decontaminate_edges,
+    edge_figure,
+    fit_to_template,
+    remove_specks,
+    save_new,
+)
+from talkinghead_nb.prep.analysis import BLEED_WARNING, OPAQUE, alpha_shares, edge_bleed, register, speck_mask
+from talkinghead_nb.prep.checks import SEE_THROUGH_SHARE, template_alpha
+
+EXAMPLES = ["lambda_00", "lambda_01"] + [f"crypko_0{i}" for i in range(8)]
+
+
+def rgba_of(name: str) -> np.ndarray:
+    return np.array(Image.open(example_path(name)).convert("RGBA"))
+
+
+def png(image: Image.Image | np.ndarray, fmt: str = "PNG") -> bytes:
+    image = Image.fromarray(image) if isinstance(image, np.ndarray) else image
+    out = io.BytesIO()
+    image.save(out, fmt)
+    return out.getvalue()
+
+
+def with_matte_rim(rgba: np.ndarray, matte: int) -> np.ndarray:
+    """What a cut-out from a white (255) or black (0) background looks like with a careless mask: the
+    semi-transparent pixels composited over the matte, and a one-pixel rim of matte colour around the silhouette."""
+    out = rgba.astype(np.float32)
+    alpha = out[..., 3:4] / 255
+    semi = (rgba[..., 3] > 0) & (rgba[..., 3] < OPAQUE)
+    out[..., :3][semi] = (alpha * out[..., :3] + (1 - alpha) * matte)[semi]
+    rim = (rgba[..., 3] >= OPAQUE) & ndimage.binary_dilation(rgba[..., 3] < OPAQUE, iterations=1)
+    out[..., :3][rim] = matte
+    return np.round(out).astype(np.uint8)
+
+
+def levels(report) -> dict[str, str]:
+    return {f.check: f.level for f in report.findings}
+
+
+def test_a_good_character_passes_everything():
+    report = check_character(example_path("lambda_00"))
+    assert report.ok and not report.warnings, str(report)
+    assert set(levels(report)) == {"format", "size", "alpha", "coverage", "specks", "hidden", "edges", "alignment"}
+    assert "lambda_00" in str(report) and "<table>" in report._repr_html_()
+
+
+@pytest.mark.parametrize(("make", "check", "level", "words"), [
+    (lambda a: png(Image.fromarray(a).convert("RGB")), "alpha", ERROR, "no alpha channel"),
+    (lambda a: png(Image.fromarray(a).convert("RGB"), "JPEG"), "format", ERROR, "JPEG"),
+    (lambda a: png(Image.fromarray(a).resize((512, 768))), "size", ERROR, "512×768"),
+    (lambda a: png(Image.fromarray(a).convert("RGB").convert("P")), "alpha", ERROR, "mode P"),
+    (lambda a: png(np.zeros_like(a)), "coverage", ERROR, "fully transparent"),
+    (lambda a: png(np.dstack([a[..., :3], np.full(a.shape[:2], 255, np.uint8)])), "coverage", ERROR,
+     "no transparent background"),
+    (lambda a: png(a)[:3000], "file", ERROR, "damaged or truncated"),
+    (lambda a: b"definitely not an image", "file", ERROR, "not an image"),
+])
+def test_broken_inputs_get_an_error_finding_with_the_fix(make, check, level, words):
+    report = check_character(make(rgba_of("crypko_00")))
+    finding = next(f for f in report.findings if f.check == check)
+    assert finding.level == level and words in finding.message, str(report)
+    assert not report.ok
+    assert finding.fix or check == "file"  # a file that cannot be read: the message itself says what to do
+
+
+def test_palette_png_with_transparency_is_a_warning_about_jagged_edges():
+    rgba = rgba_of("crypko_00")
+    palette = Image.fromarray(rgba).convert("P", palette=Image.Palette.ADAPTIVE)
+    cut = np.array(palette)
+    cut[rgba[..., 3] < 128] = 255
+    palette = Image.fromarray(cut, "P")
+    palette.putpalette(Image.fromarray(rgba).convert("P", palette=Image.Palette.ADAPTIVE).getpalette())
+    data = io.BytesIO()
+    palette.save(data, "PNG", transparency=255)
+    report = check_character(data.getvalue())
+    assert levels(report)["alpha"] == WARNING and "jagged" in str(report)
+
+
+def test_specks_hidden_colour_and_see_through_bodies_are_warnings():
+    rgba = rgba_of("crypko_00")
+    rgba[5:9, 5:9] = (200, 30, 30, 255)          # a speck in the corner
+    rgba[(rgba[..., 3] == 0)] = (255, 255, 255, 0)  # a white background left under zero alpha
+    report = check_character(png(rgba))
+    assert levels(report)["specks"] == WARNING and "stray speck" in str(report)
+    assert speck_mask(rgba)[5:9, 5:9].all()
+    assert levels(report)["hidden"] == WARNING
+    cleaned = np.array(remove_specks(Image.fromarray(rgba)))
+    assert cleaned[5:9, 5:9, 3].max() == 0 and np.array_equal(cleaned[100:400, 100:400], rgba[100:400, 100:400])
+    ghost = rgba_of("crypko_00")
+    ghost[..., 3] = np.where(ghost[..., 3] > 0, 160, 0)
+    assert levels(check_character(png(ghost)))["coverage"] == WARNING
+
+
+def _see_through(name: str) -> bool:
+    shares = alpha_shares(rgba_of(name))
+    return shares.semi_transparent > SEE_THROUGH_SHARE * (shares.semi_transparent + shares.opaque)
+
+
+def test_bleed_score_separates_clean_from_matte_rims():
+    margins = []
+    for name in EXAMPLES:
+        clean = edge_bleed(rgba_of(name))
+        white = edge_bleed(with_matte_rim(rgba_of(name), 255))
+        black = edge_bleed(with_matte_rim(rgba_of(name), 0))
+        assert black.toward_black > clean.toward_black + 0.25, name
+        assert white.toward_white > clean.toward_white + 0.25, name
+        if _see_through(name):
+            continue  # crypko_02: a see-through body (its own warning); its rim has no opaque inside to compare
+        assert clean.matte is None and clean.score <= BLEED_WARNING - 0.04, (name, clean.score)
+        assert white.matte == "white" and black.matte == "black", (name, white.score, black.score)
+        margins.append(min(white.score, black.score) - clean.score)
+    assert len(margins) >= 9 and min(margins) > 0.08
+
+
+def test_decontamination_removes_an_injected_rim_and_keeps_alpha():
+    rim = with_matte_rim(rgba_of("crypko_01"), 255)
+    assert levels(check_character(png(rim)))["edges"] == WARNING
+    repaired = np.array(decontaminate_edges(Image.fromarray(rim)))
+    assert np.array_equal(repaired[..., 3], rim[..., 3])
+    assert edge_bleed(repaired).matte is None
+
+
+def test_misaligned_character_is_reported_and_fit_to_template_places_it():
+    rgba = rgba_of("lambda_01")
+    shifted = np.roll(rgba, (40, -30), axis=(0, 1))
+    report = check_character(png(shifted))
+    assert levels(report)["alignment"] == WARNING
+    assert (report.registration.dx, report.registration.dy) == (pytest.approx(30, abs=3), pytest.approx(-40, abs=3))
+    # A 600×900 canvas with the character smaller and off-centre, as a Stable Diffusion render might be.
+    canvas = Image.new("RGBA", (600, 900))
+    canvas.paste(Image.fromarray(rgba).resize((440, 440), Image.Resampling.LANCZOS), (100, 40))
+    fitted = fit_to_template(canvas)
+    assert fitted.size == (512, 512)
+    placed = register(np.asarray(fitted)[..., 3], template_alpha(), scales=(1.0,))
+    assert abs(placed.dx) <= 16 and abs(placed.dy) <= 16 and placed.overlap > 0.75
+    report = check_character(png(fitted))
+    assert report.ok and levels(report)["alignment"] == PASS, str(report)
+
+
+def test_repairs_never_overwrite(tmp_path):
+    source = tmp_path / "in.png"
+    source.write_bytes(png(rgba_of("crypko_00")))
+    with pytest.raises(FileExistsError, match="input image"):
+        save_new(Image.open(source), source, source=source)
+    target = save_new(Image.open(source), tmp_path / "out.png", source=source)
+    with pytest.raises(FileExistsError, match="exists"):
+        save_new(Image.open(source), target)
+    assert load_character(target).name == "out"
+
+
+def test_inspection_plots_return_figures_with_content():
+    rim = with_matte_rim(rgba_of("crypko_01"), 255)
+    for figure in (backgrounds_figure(rim), edge_figure(rim), alignment_figure(rim)):
+        png_bytes = figure._repr_png_()
+        assert Image.open(io.BytesIO(png_bytes)).size[0] > 300
+        assert len(figure.axes) >= 1
+    assert "white rim" in edge_figure(rim).axes[0].get_title()
+    assert len(backgrounds_figure(rim).axes) == 3 + 3 * 3  # three backgrounds, three insets each
