@@ -13,6 +13,8 @@ from nbclient import NotebookClient
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 FAST_PARAMETERS = {
     "01_quickstart.ipynb": {"SHEET_EMOTIONS": "joy,anger,surprise", "DEVICE": "cpu"},
+    "03_character_prep.ipynb": {},
+    "04_sprites.ipynb": {"NAMES": "joy,anger", "DEVICE": "cpu", "OVERWRITE": True},
     "05_live.ipynb": {"DEVICE": "cpu", "PORT": 0, "WATCH_SECONDS": 2},
 }
 
@@ -20,7 +22,7 @@ FAST_PARAMETERS = {
 def _with_parameters(nb: nbformat.NotebookNode, values: dict[str, object]) -> nbformat.NotebookNode:
     """Append assignments to the cell tagged ``parameters`` (as papermill would inject them)."""
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    cell.source += "\n" + "\n".join(f"{k} = {v!r}" for k, v in values.items())
+    cell.source += "".join(f"\n{k} = {v!r}" for k, v in values.items())
     return nb
 
 
