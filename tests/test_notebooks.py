@@ -13,9 +13,11 @@ from nbclient import NotebookClient
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 FAST_PARAMETERS = {
     "01_quickstart.ipynb": {"SHEET_EMOTIONS": "joy,anger,surprise", "DEVICE": "cpu"},
+    "02_manual_poser.ipynb": {"DEVICE": "cpu"},
     "03_character_prep.ipynb": {},
     "04_sprites.ipynb": {"NAMES": "joy,anger", "DEVICE": "cpu", "OVERWRITE": True},
     "05_live.ipynb": {"DEVICE": "cpu", "PORT": 0, "WATCH_SECONDS": 2},
+    "06_five_stages.ipynb": {"DEVICE": "cpu"},
 }
 
 

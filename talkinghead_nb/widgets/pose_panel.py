@@ -1,0 +1,322 @@
+"""The manual poser in a notebook: all 45 parameters as grouped sliders (any combination, left/right linkable),
+emotion presets, character and emotion-JSON loading, saving images with a JSON sidecar and poses as emotions, and a
+preview that follows the sliders without lag, showing any intermediate output of the engine.
+
+Rendering runs in a background thread and is coalesced: while a frame renders, slider events only replace the
+pending pose, so the renderer never works through stale poses and the UI stays responsive on a CPU.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import ipywidgets as W
+import numpy as np
+
+from .. import pose as P
+from ..atomic import write_bytes, write_json
+from ..character import Character, CharacterError, example_path, load_character
+from ..emotions import EmotionError, EmotionLibrary, EmotionTemplates, parse_templates
+from ..engine import STAGE_OUTPUTS, Poser
+from ..imaging import visualize
+from ..live.encoding import encode_png
+
+CUSTOM = "[custom]"
+SECTIONS: dict[str, tuple[P.Category, ...]] = {
+    "eyebrows": (P.Category.EYEBROW,),
+    "eyes": (P.Category.EYE,),
+    "iris": (P.Category.IRIS_MORPH, P.Category.IRIS_ROTATION),
+    "mouth": (P.Category.MOUTH,),
+    "head, neck, body": (P.Category.FACE_ROTATION, P.Category.BODY_ROTATION),
+    "breathing": (P.Category.BREATHING,),
+}
+
+
+def label(parameter: P.Parameter) -> str:
+    """A short slider label: ``eyebrow_troubled_left_index`` → ``troubled L``."""
+    words = parameter.group.split("_")
+    if words[0] in ("eyebrow", "eye", "mouth", "iris") and len(words) > 1:
+        words = words[1:]
+    side = {"left": " L", "right": " R"}.get(parameter.side or "", "")
+    return " ".join(words) + side
+
+
+class PosePanel:
+    """``PosePanel(poser)`` and display it. Everything the buttons do is also a method, for scripts and tests."""
+
+    def __init__(self, poser: Poser, character: Character | None = None, *, library: EmotionLibrary | None = None,
+                 out_dir: str | os.PathLike = "out", preview_size: int = 384):
+        self.poser = poser
+        self.character = character or load_character(example_path("lambda_00"))
+        self.library = library or EmotionLibrary()
+        self.templates: EmotionTemplates = self.library.load()
+        self.out_dir = Path(out_dir)
+        self._updating = False  # set while code (not the user) moves sliders
+        self.sliders: dict[str, W.FloatSlider] = {}
+        self.links: dict[str, W.Checkbox] = {}
+        self._build(preview_size)
+        self._pending: tuple[np.ndarray, str] | None = None
+        self._rendering = False
+        self._cond = threading.Condition()
+        self._closed = False
+        self.frames = 0
+        self._thread = threading.Thread(target=self._render_loop, daemon=True, name="talkinghead-pose-panel")
+        self._thread.start()
+        self.load_preset("neutral")
+
+    # ---- layout ---------------------------------------------------------------------------------------------------
+
+    def _build(self, preview_size: int) -> None:
+        style = {"description_width": "110px"}
+        tabs = []
+        for section, categories in SECTIONS.items():
+            rows = []
+            paired = False
+            for parameter in (p for p in P.PARAMETERS if p.category in categories):
+                slider = W.FloatSlider(value=0.0, min=parameter.low, max=parameter.high, step=0.01,
+                                       description=label(parameter), style=style, continuous_update=True,
+                                       readout_format=".2f", layout=W.Layout(width="330px"))
+                slider.observe(lambda change, key=parameter.key: self._on_slider(key, change["new"]), "value")
+                self.sliders[parameter.key] = slider
+                rows.append(slider)
+                paired = paired or parameter.partner is not None
+            if paired:
+                self.links[section] = W.Checkbox(value=True, description="link left/right", indent=False)
+                rows.insert(0, self.links[section])
+            tabs.append(W.VBox(rows))
+        self.tabs = W.Tab(children=tabs, titles=list(SECTIONS))
+        self.preset = W.Dropdown(options=[*self.templates.names, CUSTOM], description="emotion", style=style)
+        self.preset.observe(self._on_preset, "value")
+        self.reset_button = W.Button(description="reset to preset", icon="undo")
+        self.factory_button = W.Button(description="factory reset", icon="industry",
+                                       tooltip="restore this emotion's template to its factory setting (on disk)")
+        self.reset_button.on_click(lambda _: self._guard(self.reset_to_preset))
+        self.factory_button.on_click(lambda _: self._guard(self.factory_reset))
+        self.stage = W.Dropdown(options=list(STAGE_OUTPUTS), value="image", description="show", style=style)
+        self.stage.observe(lambda _: self._request(), "value")
+        self.upload = W.FileUpload(accept=".png", multiple=False, description="character PNG")
+        self.upload.observe(self._on_upload, "value")
+        self.path = W.Text(placeholder="path or example name (lambda_01)", layout=W.Layout(width="260px"))
+        self.load_button = W.Button(description="load", icon="folder-open")
+        self.load_button.on_click(lambda _: self._guard(self.load_character, self.path.value.strip()))
+        self.emotions_upload = W.FileUpload(accept=".json", multiple=False, description="emotions JSON")
+        self.emotions_upload.observe(self._on_emotions_upload, "value")
+        self.save_button = W.Button(description="save image + JSON", icon="save")
+        self.save_button.on_click(lambda _: self._guard(self.save_image))
+        self.emotion_name = W.Text(placeholder="emotion name (default: the preset)", layout=W.Layout(width="260px"))
+        self.save_emotion_button = W.Button(description="save as emotion", icon="save")
+        self.save_emotion_button.on_click(
+            lambda _: self._guard(self.save_as_emotion, self.emotion_name.value.strip() or None))
+        self.preview = W.Image(format="png", width=preview_size, height=preview_size,
+                               layout=W.Layout(width=f"{preview_size}px", height=f"{preview_size}px",
+                                               border="1px solid #ccc"))
+        self.timing = W.Label()
+        self.status = W.HTML()
+        controls = W.VBox([
+            W.HBox([self.preset, self.reset_button, self.factory_button]),
+            self.tabs,
+            W.HBox([self.upload, self.path, self.load_button]),
+            W.HBox([self.emotions_upload, self.save_button]),
+            W.HBox([self.emotion_name, self.save_emotion_button]),
+            self.status,
+        ])
+        self.widget = W.HBox([controls, W.VBox([self.stage, self.preview, self.timing])])
+
+    # ---- the pose -------------------------------------------------------------------------------------------------
+
+    @property
+    def pose(self) -> np.ndarray:
+        return np.array([self.sliders[k].value for k in P.KEYS], np.float32)
+
+    def set_pose(self, pose: P.PoseLike) -> None:
+        vector = P.to_vector(pose, clip=True)
+        self._updating = True
+        try:
+            for key, value in zip(P.KEYS, vector, strict=True):
+                self.sliders[key].value = float(value)
+        finally:
+            self._updating = False
+        self._request()
+
+    def load_preset(self, name: str) -> None:
+        self.set_pose(self.templates.vector(name))
+        self._updating = True
+        try:
+            self.preset.value = name
+        finally:
+            self._updating = False
+
+    def reset_to_preset(self) -> None:
+        if self.preset.value == CUSTOM:
+            raise EmotionError("the pose is [custom]: pick an emotion first")
+        self.load_preset(self.preset.value)
+        self._say(f"reset to {self.preset.value}")
+
+    def factory_reset(self) -> None:
+        name = self.preset.value
+        if name == CUSTOM:
+            raise EmotionError("the pose is [custom]: pick the emotion to reset first")
+        self.library.factory_reset(name)
+        self.templates = self.library.load()
+        self.load_preset(name)
+        self._say(f"{name} restored to its factory setting")
+
+    def _on_slider(self, key: str, value: float) -> None:
+        if self._updating:
+            return
+        partner = P.BY_KEY[key].partner
+        section = next(s for s, cats in SECTIONS.items() if P.BY_KEY[key].category in cats)
+        if partner and section in self.links and self.links[section].value:
+            self._updating = True
+            try:
+                self.sliders[partner].value = value
+            finally:
+                self._updating = False
+        if self.preset.value != CUSTOM:
+            self._updating = True
+            try:
+                self.preset.value = CUSTOM
+            finally:
+                self._updating = False
+        self._request()
+
+    def _on_preset(self, change) -> None:
+        if not self._updating and change["new"] != CUSTOM:
+            self._guard(self.load_preset, change["new"])
+
+    # ---- files ----------------------------------------------------------------------------------------------------
+
+    def load_character(self, source: str | os.PathLike | bytes) -> None:
+        if isinstance(source, str) and not Path(source).suffix:
+            source = example_path(source)
+        self.character = load_character(source, name=None if not isinstance(source, bytes) else "upload")
+        self._request()
+        self._say(f"loaded {self.character.name}")
+
+    def load_emotions_json(self, data: bytes | str | os.PathLike) -> list[str]:
+        """Merge ``{emotion: pose}`` from JSON bytes or a file into the presets (nothing on disk changes)."""
+        text = data.decode("utf-8") if isinstance(data, bytes) else Path(data).read_text(encoding="utf-8")
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise EmotionError(f"the emotions file is not valid JSON: {e}") from None
+        poses, problems = parse_templates(parsed, "the emotions file")
+        if problems:
+            raise EmotionError("; ".join(problems))
+        self.templates = EmotionTemplates({**self.templates.poses, **poses}, self.templates.sources)
+        self._updating = True
+        try:
+            self.preset.options = [*self.templates.names, CUSTOM]
+        finally:
+            self._updating = False
+        self._say(f"loaded {len(poses)} emotion(s): {', '.join(poses)}")
+        return list(poses)
+
+    def save_image(self, path: str | os.PathLike | None = None) -> tuple[Path, Path]:
+        """The current picture (final image) as a PNG, and its pose as a JSON sidecar beside it."""
+        name = self.preset.value if self.preset.value != CUSTOM else "custom"
+        path = Path(path) if path else self.out_dir / f"{self.character.name}-{name}.png"
+        rgba = self.poser.render_array(self.character, self.pose)[0]
+        png = write_bytes(path, encode_png(rgba, level=3))
+        sidecar = write_json(path.with_suffix(".json"), {name: P.to_dict(self.pose)})
+        self._say(f"saved {png} and {sidecar.name}")
+        return png, sidecar
+
+    def save_as_emotion(self, name: str | None = None) -> Path:
+        """Save the pose into ``emotions/<name>.json`` (atomic); the preset list picks it up."""
+        name = name or self.preset.value
+        if name == CUSTOM:
+            raise EmotionError("name the emotion to save as (the pose is [custom])")
+        path = self.library.save(name, self.pose)
+        pose = self.pose
+        self.templates = self.library.load()
+        self._updating = True
+        try:
+            self.preset.options = [*self.templates.names, CUSTOM]
+            self.preset.value = name
+        finally:
+            self._updating = False
+        self.set_pose(pose)
+        self._say(f"saved {name} to {path}")
+        return path
+
+    def _on_upload(self, change) -> None:
+        if change["new"]:
+            self._guard(self.load_character, bytes(change["new"][0]["content"]))
+
+    def _on_emotions_upload(self, change) -> None:
+        if change["new"]:
+            self._guard(self.load_emotions_json, bytes(change["new"][0]["content"]))
+
+    # ---- rendering ------------------------------------------------------------------------------------------------
+
+    def _request(self) -> None:
+        with self._cond:
+            self._pending = (self.pose, self.stage.value)
+            self._cond.notify_all()
+
+    def wait_rendered(self, timeout: float = 60.0) -> bool:
+        """Block until the preview shows the latest requested pose (for scripts and tests)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._pending is not None or self._rendering:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def _render_loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                (pose, stage), self._pending = self._pending, None  # only the newest pose is rendered
+                self._rendering = True
+            try:
+                start = time.perf_counter()
+                if stage == "image":
+                    rgba = self.poser.render_array(self.character, pose)[0]
+                else:
+                    rgba = visualize(self.poser.render_stages(self.character, pose)[stage])[0]
+                seconds = time.perf_counter() - start
+                self.preview.value = encode_png(rgba)
+                self.frames += 1
+                self.timing.value = f"{stage}: {seconds * 1e3:.0f} ms ({1 / seconds:.1f} FPS)"
+            except Exception as e:  # noqa: BLE001 — show it in the panel; the thread must survive
+                self._say(f"render failed: {type(e).__name__}: {e}", error=True)
+            finally:
+                with self._cond:
+                    self._rendering = False
+                    self._cond.notify_all()
+
+    # ---- plumbing -------------------------------------------------------------------------------------------------
+
+    def _guard(self, action, *args) -> None:
+        """Run a button's action; show a failure in the panel instead of raising into the widget machinery."""
+        try:
+            action(*args)
+        except (CharacterError, EmotionError, P.PoseError, OSError, ValueError) as e:
+            self._say(str(e), error=True)
+
+    def _say(self, text: str, error: bool = False) -> None:
+        colour = "#c62828" if error else "#2e7d32"
+        self.status.value = f"<span style='color:{colour}'>{html.escape(text)}</span>"
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(10)
+        self.widget.close()
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+        display(self.widget)

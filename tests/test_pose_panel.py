@@ -1,0 +1,128 @@
+"""The manual-poser panel without a kernel: move sliders, pick presets, press buttons, check the pose and files."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from talkinghead_nb import pose as P
+from talkinghead_nb.character import example_path
+from talkinghead_nb.emotions import EmotionLibrary
+from talkinghead_nb.paths import emotions_dir
+from talkinghead_nb.widgets import PosePanel
+from talkinghead_nb.widgets.pose_panel import CUSTOM, SECTIONS
+
+
+@pytest.fixture
+def panel(poser, character, tmp_path):
+    library_dir = tmp_path / "emotions"
+    shutil.copytree(emotions_dir(), library_dir)
+    panel = PosePanel(poser, character, library=EmotionLibrary(library_dir), out_dir=tmp_path / "out")
+    assert panel.wait_rendered()
+    yield panel
+    panel.close()
+
+
+def upload(name: str, content: bytes) -> tuple[dict, ...]:
+    """What FileUpload's value holds after the browser sent a file."""
+    return ({"name": name, "type": "", "size": len(content), "content": memoryview(content),
+             "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
+
+
+def preview(panel) -> np.ndarray:
+    assert panel.wait_rendered()
+    return np.asarray(Image.open(io.BytesIO(panel.preview.value)))
+
+
+def test_every_parameter_has_a_slider_in_a_section(panel):
+    assert set(panel.sliders) == set(P.KEYS)
+    categories = {c for cats in SECTIONS.values() for c in cats}
+    assert {p.category for p in P.PARAMETERS} <= categories
+    assert panel.sliders["head_x_index"].min == -1.0 and panel.sliders["breathing_index"].max == 1.0
+
+
+def test_sliders_combine_freely_link_pairs_and_mark_the_preset_custom(panel):
+    before = preview(panel)
+    panel.sliders["eyebrow_angry_left_index"].value = 0.8      # linked: the right one follows
+    panel.sliders["eye_wink_right_index"].value = 1.0          # a second morph of another category…
+    panel.links["eyes"].value = False
+    panel.sliders["eye_happy_wink_left_index"].value = 0.5     # …and a third, unlinked
+    panel.sliders["mouth_aaa_index"].value = 0.7
+    pose = panel.pose
+    assert pose[P.BY_KEY["eyebrow_angry_right_index"].index] == pytest.approx(0.8)
+    assert pose[P.BY_KEY["eye_happy_wink_right_index"].index] == pytest.approx(
+        panel.templates.vector("neutral")[P.BY_KEY["eye_happy_wink_right_index"].index])
+    assert pose[P.BY_KEY["mouth_aaa_index"].index] == pytest.approx(0.7)
+    assert panel.preset.value == CUSTOM
+    after = preview(panel)
+    assert np.abs(after.astype(int) - before.astype(int)).max() > 60
+
+
+def test_slider_events_are_coalesced(panel):
+    rendered = panel.frames
+    for value in np.linspace(0, 1, 25):
+        panel.sliders["head_y_index"].value = float(value)
+    assert panel.wait_rendered()
+    assert panel.frames - rendered <= 3  # 25 events, at most: the one in flight and the newest
+    assert panel.pose[P.BY_KEY["head_y_index"].index] == 1.0
+
+
+def test_presets_reset_and_factory_reset(panel):
+    panel.preset.value = "joy"
+    assert np.allclose(panel.pose, panel.templates.vector("joy"))
+    panel.sliders["mouth_aaa_index"].value = 0.0
+    assert panel.preset.value == CUSTOM
+    panel.preset.value = "joy"
+    panel.sliders["eyebrow_lowered_left_index"].value = 0.5
+    panel.preset.value = "joy"  # re-selecting the preset reloads it
+    panel.reset_button.click()
+    assert np.allclose(panel.pose, panel.templates.vector("joy"))
+
+    panel.sliders["head_x_index"].value = 0.5
+    panel.save_as_emotion("joy")                 # the edited pose becomes joy, on disk
+    assert panel.library.load().vector("joy")[P.BY_KEY["head_x_index"].index] == pytest.approx(0.5)
+    panel.factory_button.click()                 # and back to the factory setting
+    factory = panel.library.factory_defaults()["joy"]
+    assert np.allclose(panel.library.load().vector("joy"), factory)
+    assert np.allclose(panel.pose, factory)
+
+
+def test_stage_selector_shows_intermediate_outputs(panel):
+    final = preview(panel)
+    panel.stage.value = "eyebrow_layer"
+    stage = preview(panel)
+    assert stage.shape == (128, 128, 4) and final.shape == (512, 512, 4)
+    assert "eyebrow_layer" in panel.timing.value and "ms" in panel.timing.value
+
+
+def test_load_character_and_emotions_and_save(panel, tmp_path):
+    panel.path.value = "crypko_01"
+    panel.load_button.click()
+    assert panel.character.name == "crypko_01"
+    panel.upload.value = upload("x.png", Path(example_path("crypko_02")).read_bytes())
+    assert panel.character.name == "upload"
+    panel.emotions_upload.value = upload("e.json", b'{"smug": {"mouth_smirk": 1.0}}')
+    assert "smug" in panel.preset.options
+    panel.preset.value = "smug"
+    png, sidecar = panel.save_image()
+    assert Image.open(png).size == (512, 512) and Image.open(png).mode == "RGBA"
+    assert json.loads(sidecar.read_text())["smug"]["mouth_smirk"] == 1.0
+
+
+def test_bad_input_shows_a_message_and_changes_nothing(panel):
+    name = panel.character.name
+    panel.path.value = "/no/such/file.png"
+    panel.load_button.click()
+    assert "does not exist" in panel.status.value and panel.character.name == name
+    panel.emotions_upload.value = upload("e.json", b"{oops")
+    assert "not valid JSON" in panel.status.value
+    panel.sliders["mouth_aaa_index"].value = 0.3
+    panel.save_emotion_button.click()
+    assert "name the emotion" in panel.status.value
