@@ -1,0 +1,143 @@
+"""JupyterLab in a real browser: run the manual-poser notebook, drag a slider, see the preview change; run the live
+notebook and see the image widget update. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import nbformat
+import pytest
+
+from .test_notebooks import NOTEBOOKS, _with_parameters
+
+LAB_PARAMETERS = {
+    "02_manual_poser.ipynb": {"DEVICE": "cpu"},
+    "05_live.ipynb": {"DEVICE": "cpu", "PORT": 0, "WATCH_SECONDS": 15},
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on a free port over copies of the notebooks (with fast parameters)."""
+    root = tmp_path_factory.mktemp("lab")
+    for name, values in LAB_PARAMETERS.items():
+        nbformat.write(_with_parameters(nbformat.read(NOTEBOOKS / name, as_version=4), values), root / name)
+    # Render every cell (JupyterLab 4 otherwise drops cells scrolled out of view) and ask nothing about news.
+    settings = root / ".settings"
+    for plugin, values in {"notebook-extension/tracker": {"windowingMode": "none"},
+                           "apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False}
+                           }.items():
+        path = settings / f"@jupyterlab/{plugin}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+    port, token = _free_port(), secrets.token_hex(16)
+    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+               f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={root / '.workspaces'}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    log = open(root / "lab.log", "w")  # noqa: SIM115 — closed below
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=root,
+                               env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(f"{url}/api/status", params={"token": token}, timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, (root / "lab.log").read_text()[-3000:]
+        time.sleep(0.5)
+    yield url, token
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+def _open_and_run_all(browser, url: str, token: str, name: str):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{url}/lab/tree/{name}?token={token}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+    page.wait_for_selector("#jp-main-statusbar >> text=Idle", timeout=90_000)  # the kernel is up
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    return page
+
+
+ALL_CELLS_RAN = """() => {
+    const prompts = Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt'));
+    return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+}"""
+
+
+def _image_source(page, locator) -> str:
+    return locator.evaluate("img => img.src")
+
+
+def test_manual_poser_slider_changes_the_preview(browser, lab, artifacts):
+    url, token = lab
+    page = _open_and_run_all(browser, url, token, "02_manual_poser.ipynb")
+    preview = page.locator("img.widget-image").first
+    page.wait_for_function("() => { const i = document.querySelector('img.widget-image');"
+                           " return i && i.naturalWidth === 512; }", timeout=180_000)
+    page.wait_for_function(ALL_CELLS_RAN, timeout=240_000)
+    time.sleep(3)  # the last renders the notebook asked for
+    preview.scroll_into_view_if_needed()
+    page.get_by_role("tab", name="head, neck, body").click()
+    slider = page.locator(".widget-hslider", has_text="head y").first
+    slider.scroll_into_view_if_needed()
+    before_source = _image_source(page, preview)
+    preview.screenshot(path=str(artifacts / "lab-poser-before.png"))
+    handle = slider.locator(".noUi-handle")
+    box = handle.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] - 60, box["y"] + box["height"] / 2, steps=8)
+    page.mouse.up()
+    started = time.monotonic()
+    assert slider.locator(".widget-readout").inner_text() != "0.40"  # the notebook left it at 0.40
+    page.wait_for_function("previous => document.querySelector('img.widget-image').src !== previous",
+                           arg=before_source, timeout=60_000)
+    latency = time.monotonic() - started
+    time.sleep(2.5)  # coalesced renders settle on the last position
+    preview.screenshot(path=str(artifacts / "lab-poser-after.png"))
+    (artifacts / "lab-poser-latency.txt").write_text(f"slider release to first preview change: {latency:.2f} s\n")
+    assert (artifacts / "lab-poser-after.png").read_bytes() != (artifacts / "lab-poser-before.png").read_bytes()
+    page.close()
+
+
+def test_live_notebook_updates_the_image_widget(browser, lab, artifacts):
+    url, token = lab
+    page = _open_and_run_all(browser, url, token, "05_live.ipynb")
+    page.wait_for_function("() => { const i = document.querySelector('img.widget-image');"
+                           " return i && i.naturalWidth === 512; }", timeout=180_000)
+    changes = page.evaluate("""() => new Promise(resolve => {
+        const img = document.querySelector('img.widget-image');
+        let last = img.src, count = 0;
+        const timer = setInterval(() => { if (img.src !== last) { last = img.src; count += 1; } }, 5);
+        setTimeout(() => { clearInterval(timer); resolve(count); }, 8000);
+    })""")
+    # An element that keeps changing never counts as "stable" for Locator.screenshot: clip the page instead.
+    box = page.locator("img.widget-image").first.bounding_box()
+    page.screenshot(path=str(artifacts / "lab-live-view.png"), clip=box)
+    (artifacts / "lab-live-fps.txt").write_text(f"image widget updates in the browser: {changes / 8:.1f} per s\n")
+    assert changes >= 3, f"the live view changed {changes} times in 8 s"
+    page.close()
