@@ -100,8 +100,9 @@ class Poser:
       first frame takes 10–90 s (seconds once the compiler cache on disk is warm). Falls back to eager on failure.
     - ``tune_allocator`` (default on for the CPU): :func:`retain_freed_memory`, process-wide.
 
-    ``backend`` (CPU only): ``torch`` (default), ``openvino`` (float32, within ~1e-3 of torch: near-exact) or
-    ``openvino-bf16`` (approximate, fastest where the CPU has bf16 units); both need the ``openvino`` package.
+    ``backend`` (CPU only): ``torch`` (default), ``openvino`` (float32 but other kernels: max |Δ| up to ~1e-2,
+    PSNR ≈ 99 dB) or ``openvino-bf16`` (bf16 in the rotator and editor, where the CPU has bf16 units: PSNR ≈ 59 dB);
+    both approximate, both need the ``openvino`` package.
     """
 
     BACKENDS = ("torch", "openvino", "openvino-bf16")

@@ -205,10 +205,6 @@ class FramePump:
     def closed(self) -> bool:
         return self._closed
 
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
     def stats(self) -> dict:
         with self._cond:
             viewers = list(self._viewers)
