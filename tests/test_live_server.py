@@ -69,6 +69,10 @@ def test_feed_is_steady_at_the_target_rate_with_valid_pngs(server):
     assert stats["frames_rendered"] < len(reading.arrived)  # CPU renders are slower: the latest frame is re-sent
 
 
+def test_a_viewer_can_ask_for_its_own_rate(server):
+    assert read_feed(server.feed_url() + "?fps=5", 2.5).fps(skip=1) == pytest.approx(5, abs=0.6)
+
+
 @pytest.mark.parametrize("fmt", ["qoi", "webp"])
 def test_other_formats(server, fmt):
     reading = read_feed(server.feed_url() + f"?format={fmt}", 0.5, keep=1)
@@ -151,6 +155,7 @@ BAD_REQUESTS = [
     ("post", "/api/talkinghead/load", {"files": {"file": ("x.png", b"", "image/png")}}, 400, ""),
     ("post", "/api/talkinghead/load", {"data": {"not_file": "1"}}, 422, "file: Field required"),
     ("get", "/api/talkinghead/result_feed?format=gif", {}, 400, "unknown frame format 'gif'"),
+    ("get", "/api/talkinghead/result_feed?fps=0", {}, 422, "fps: Input should be greater than 0"),
     ("get", "/api/sessions/nope/stats", {}, 404, "no session 'nope'"),
     ("get", "/api/sessions/..%2Fetc/stats", {}, 400, "session id"),
     ("get", "/api/nothing", {}, 404, "no such endpoint"),

@@ -232,9 +232,10 @@ class LiveServer:
         if not self.running:
             return f"<code>{html.escape(repr(self))}</code>"
         feed = html.escape(self.feed_url())
+        preview = f"{feed}?fps=5"  # a preview in the notebook need not make the browser decode 25 PNGs a second
         return (f'<div>Live server at <a href="{html.escape(self.url)}/docs" target="_blank">'
                 f'{html.escape(self.url)}</a> · feed: <a href="{feed}" target="_blank">{feed}</a></div>'
-                f'<img src="{feed}" width="256" height="256" style="background:#888" alt="live feed"/>')
+                f'<img src="{preview}" width="256" height="256" style="background:#888" alt="live feed"/>')
 
     # ---- the app --------------------------------------------------------------------------------------------------
 
@@ -356,13 +357,16 @@ class LiveServer:
         @app.get("/api/sessions/{session_id}/result_feed", summary="A session's live feed",
                  response_class=StreamingResponse)
         def result_feed(format: Annotated[str, Query(description="png (default), qoi or webp")] = "png",
+                        fps: Annotated[float | None, Query(gt=0, le=60, description="parts per second for this "
+                                                           "viewer (default: the animator's target_fps)")] = None,
                         session_id: str = DEFAULT_SESSION):
             session = server.session(session_id)
             try:
                 fmt = check_format(format)
             except ValueError as e:
                 raise HTTPException(400, str(e)) from None
-            return StreamingResponse(_feed(session, fmt), media_type="multipart/x-mixed-replace; boundary=frame")
+            return StreamingResponse(_feed(session, fmt, fps),
+                                     media_type="multipart/x-mixed-replace; boundary=frame")
 
         @app.get("/api/talkinghead/stats", summary="Render and encode times, frames rendered and sent, output FPS")
         @app.get("/api/sessions/{session_id}/stats", summary="A session's stats")
@@ -397,12 +401,13 @@ class LiveServer:
             return await call_next(request)
 
 
-async def _feed(session: LiveSession, fmt: str):
-    """The parts of the multipart feed at the session's target rate, until the client leaves or the session ends."""
+async def _feed(session: LiveSession, fmt: str, fps: float | None = None):
+    """The parts of the multipart feed at ``fps`` (default: the session's target rate), until the client leaves or
+    the session ends."""
     viewer = session.viewer(fmt)
     header = f"--frame\r\nContent-Type: {MEDIA_TYPES[fmt]}\r\nContent-Length: ".encode()
     try:
-        async for _ in async_ticks(lambda: session.animator.settings.target_fps):
+        async for _ in async_ticks(lambda: fps or session.animator.settings.target_fps):
             data = await run_in_threadpool(viewer.next_frame, 30.0)
             if data is None:
                 return
