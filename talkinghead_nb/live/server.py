@@ -306,23 +306,18 @@ class LiveServer:
             session.load_character(character)
             return {"status": "ok", "character": character.name}
 
-        @app.get("/api/talkinghead/unload", summary="Pause the animation (the feed keeps the last frame)")
-        @app.get("/api/sessions/{session_id}/unload", summary="Pause a session's animation")
-        def unload(session_id: str = DEFAULT_SESSION):
-            server.session(session_id).unload()
-            return {"status": "ok"}
+        def session_command(verb: str, summary: str) -> None:
+            """``GET /api/talkinghead/<verb>`` and ``/api/sessions/{id}/<verb>``: call the session's method."""
+            def command(session_id: str = DEFAULT_SESSION):
+                getattr(server.session(session_id), verb)()
+                return {"status": "ok"}
+            app.get(f"/api/talkinghead/{verb}", summary=summary, name=verb)(command)
+            app.get(f"/api/sessions/{{session_id}}/{verb}", summary=f"{summary} (one session)",
+                    name=f"session_{verb}")(command)
 
-        @app.get("/api/talkinghead/start_talking", summary="Start the talking animation")
-        @app.get("/api/sessions/{session_id}/start_talking", summary="Start a session's talking animation")
-        def start_talking(session_id: str = DEFAULT_SESSION):
-            server.session(session_id).start_talking()
-            return {"status": "ok"}
-
-        @app.get("/api/talkinghead/stop_talking", summary="Stop the talking animation")
-        @app.get("/api/sessions/{session_id}/stop_talking", summary="Stop a session's talking animation")
-        def stop_talking(session_id: str = DEFAULT_SESSION):
-            server.session(session_id).stop_talking()
-            return {"status": "ok"}
+        session_command("unload", "Pause the animation (the feed keeps the last frame)")
+        session_command("start_talking", "Start the talking animation")
+        session_command("stop_talking", "Stop the talking animation")
 
         @app.post("/api/talkinghead/set_emotion", summary="Switch to an emotion: {\"emotion_name\": \"joy\"}")
         @app.post("/api/sessions/{session_id}/set_emotion", summary="Switch a session to an emotion")
