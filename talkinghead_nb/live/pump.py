@@ -36,7 +36,6 @@ class Viewer:
         self.pump = pump
         self.format = check_format(fmt)
         self.sent = 0
-        self.last_number = -1
         self._sent_at: collections.deque[float] = collections.deque(maxlen=64)
         self.closed = False
 
@@ -46,7 +45,6 @@ class Viewer:
         frame = self.pump._take(self, timeout)
         if frame is None:
             return None
-        self.last_number = frame.number
         self.sent += 1
         self._sent_at.append(time.monotonic())
         return self.pump._encoded(frame, self.format)

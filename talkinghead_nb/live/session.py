@@ -31,7 +31,6 @@ class LiveSession:
         self._character_lock = threading.Lock()
         self.animator = Animator(library.load(), settings, emotion=emotion, seed=seed, now=time.monotonic())
         self.pump = FramePump(self._render, self.animator, name=f"talkinghead-pump-{session_id}")
-        self.created = time.time()
 
     def _render(self, pose):
         with self._character_lock:

@@ -90,7 +90,6 @@ class EdgeBleed:
     toward_black: float
     matte: str | None
     matte_slope: float
-    pixels: int
     deviation: np.ndarray
 
 
@@ -105,7 +104,7 @@ def edge_bleed(rgba: np.ndarray) -> EdgeBleed:
     use = outer & defined
     deviation = np.full(alpha.shape, np.nan, np.float32)
     if not use.any():
-        return EdgeBleed(0.0, 0.0, 0.0, None, 0.0, 0, deviation)
+        return EdgeBleed(0.0, 0.0, 0.0, None, 0.0, deviation)
     colour, ref, weight = rgb[use], reference[use], alpha[use]
     pulls = []
     for matte in (1.0, 0.0):  # the fraction of the way from the inner colour to the matte colour
@@ -120,7 +119,7 @@ def edge_bleed(rgba: np.ndarray) -> EdgeBleed:
     slope = 0.0
     if semi.sum() >= 20:
         slope = float(np.polyfit(alpha[semi], (rgb[semi] - reference[semi]) @ _LUMA, 1)[0])
-    return EdgeBleed(score, toward_white, toward_black, matte, slope, int(use.sum()), deviation)
+    return EdgeBleed(score, toward_white, toward_black, matte, slope, deviation)
 
 
 def worst_windows(deviation: np.ndarray, count: int = 3, size: int = 48) -> list[tuple[int, int]]:
