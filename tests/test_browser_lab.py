@@ -15,7 +15,9 @@ from pathlib import Path
 import httpx
 import nbformat
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from .conftest import ARTIFACTS
 from .test_notebooks import NOTEBOOKS, _with_parameters
 
 LAB_PARAMETERS = {
@@ -72,20 +74,29 @@ def lab(tmp_path_factory):
     log.close()
 
 
+CELLS_STARTED = """() => Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt'))
+    .some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"""
+ALL_CELLS_RAN = """() => {
+    const prompts = Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt'));
+    return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+}"""
+
+
 def _open_and_run_all(browser, url: str, token: str, name: str):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{url}/lab/tree/{name}?token={token}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
     page.wait_for_selector("#jp-main-statusbar >> text=Idle", timeout=90_000)  # the kernel is up
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-    return page
-
-
-ALL_CELLS_RAN = """() => {
-    const prompts = Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt'));
-    return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
-}"""
+    for _ in range(3):  # a click that lands while the notebook is still settling does nothing: try again
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        try:
+            page.wait_for_function(CELLS_STARTED, timeout=30_000)
+            return page
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    page.screenshot(path=str(ARTIFACTS / f"lab-{name}-not-started.png"))
+    raise AssertionError(f"Run All Cells did not start {name}")
 
 
 def _image_source(page, locator) -> str:
