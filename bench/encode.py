@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from talkinghead_nb.character import example_path, load_character  # noqa: E402
 from talkinghead_nb.emotions import EmotionLibrary  # noqa: E402
+from talkinghead_nb.encoding import ENCODERS  # noqa: E402
 from talkinghead_nb.engine import Poser  # noqa: E402
-from talkinghead_nb.live.encoding import ENCODERS  # noqa: E402
 
 
 def pillow_png(rgba: np.ndarray) -> bytes:

@@ -5,8 +5,9 @@ run, same character, on a live-animation pose sequence (sway, breathing, blinks,
     python bench/engine_fps.py --compile                         # … and the torch.compile path
     python bench/engine_fps.py --device cuda --variants all --batches 1,8,32 --frames 300
 
-The reference runs first, in a process whose allocator is as the reference leaves it; our Poser then tunes the
-allocator (process-wide), so the reference is timed a second time after it, to show what that setting alone gives.
+The reference runs first, in a process whose allocator is as the reference leaves it; then, on the CPU, the allocator
+is tuned as the command line does it (process-wide; `--no-tune-allocator` leaves it), and the reference is timed a
+second time after that, to show what that setting alone gives (`bench/allocator.py` measures its memory cost).
 Variants without local weights (`standard_*`) use random weights in the published file format, for both engines.
 Quality: max |Δ| against the reference of the same variant (exact paths: ≤ 1e-4), and PSNR of the final image
 against the float32 reference (approximate paths: ≥ 45 dB), with TF32 off while checking.
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from talkinghead_nb import pose as P  # noqa: E402
 from talkinghead_nb.character import example_path, load_character  # noqa: E402
 from talkinghead_nb.engine import Poser  # noqa: E402
+from talkinghead_nb.engine.acceleration import retain_freed_memory  # noqa: E402
 from talkinghead_nb.weights import VARIANTS, embedded_folder  # noqa: E402
 from tests.reference import reference_poser, write_random_reference_weights  # noqa: E402
 
@@ -123,6 +125,7 @@ def bench_variant(variant: str, args, character, poses: np.ndarray, scratch: Pat
     rows: list[Row] = []
     ref = reference_renderer(variant, folder, device, image)
     rows.append(Row(variant, "reference", 1, *frames_per_second(ref, poses, 1, device)))
+    tuned = device.type == "cpu" and args.tune_allocator and retain_freed_memory()
 
     engines = {"ours": {}}
     if device.type == "cpu":
@@ -143,7 +146,7 @@ def bench_variant(variant: str, args, character, poses: np.ndarray, scratch: Pat
             fps, peak = frames_per_second(lambda p, po=poser: po.render_tensor(character, p), poses, batch, device)
             rows.append(Row(variant, engine, batch, fps, peak))
         print(f"  {variant} {engine}: warm-up {warm:.1f} s", flush=True)
-    if device.type == "cpu":
+    if tuned:
         rows.append(Row(variant, "reference, tuned allocator", 1, *frames_per_second(ref, poses, 1, device)))
 
     check = poses[:: max(1, len(poses) // QUALITY_POSES)][:QUALITY_POSES]
@@ -196,6 +199,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also time the torch.compile path")
     parser.add_argument("--backends", default="torch,openvino,openvino-bf16",
                         help="CPU backends to time besides torch (needs the openvino package)")
+    parser.add_argument("--no-tune-allocator", dest="tune_allocator", action="store_false",
+                        help="leave the C allocator as it is (default: tune it after the first reference run)")
     args = parser.parse_args()
     args.batches = [int(b) for b in args.batches.split(",")]
     args.backends = args.backends.split(",")

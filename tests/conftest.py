@@ -32,6 +32,13 @@ def _deterministic() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _allocator_tuned() -> None:
+    """The test run is an entry point like the CLI: it chooses the allocator tuning (≈ 1.7× faster CPU frames)."""
+    from talkinghead_nb.engine.acceleration import retain_freed_memory
+    retain_freed_memory()
+
+
 @dataclass
 class FakeHub:
     """A small HTTP server that answers the requests huggingface_hub makes for ``hf_hub_download``."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +13,7 @@ from talkinghead_nb import pose as P
 from talkinghead_nb.engine import Poser
 from talkinghead_nb.engine.acceleration import CompiledOrEager, retain_freed_memory
 from talkinghead_nb.engine.networks import EyebrowMorphingCombiner
+from talkinghead_nb.weights import WeightsError, WeightsStore
 
 from .test_engine_reference import POSES
 
@@ -86,6 +90,15 @@ def test_allocator_tuning_is_idempotent():
     assert retain_freed_memory() == first
 
 
+def test_a_poser_leaves_the_allocator_alone():
+    """The tuning is process-wide (it keeps freed memory resident), so building and using a Poser must not do it."""
+    script = ("import talkinghead_nb.engine.acceleration as A; from talkinghead_nb.engine import Poser; "
+              "from talkinghead_nb.character import load_character; "
+              "Poser('separable_float', 'cpu').render(load_character('crypko_00'), {}); print(A._heap_tuned)")
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "False"
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_graph_replay_matches_eager_on_the_gpu(character):
     graphs = Poser("separable_float", "cuda", cuda_graphs=True)
@@ -117,8 +130,18 @@ def test_openvino_backends_stay_close_to_torch_and_cache_their_conversion(poser,
     assert torch.cat([bf16.render_tensor(character, f) for f in frames[:2]]).shape == (2, 4, 512, 512)
 
 
-def test_unknown_or_misplaced_backend_is_refused():
-    with pytest.raises(ValueError, match="unknown backend 'tensorrt'"):
-        Poser("separable_float", "cpu", backend="tensorrt")
-    with pytest.raises(ValueError, match="CPU only, and without compile"):
-        Poser("separable_float", "cpu", backend="openvino", compile=True)
+@pytest.mark.parametrize(("options", "error", "match"), [
+    ({"variant": "standard_floaty"}, WeightsError, "unknown THA3 variant 'standard_floaty'; choose one of"),
+    ({"device": "gpu"}, ValueError, "unknown device 'gpu': use 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    ({"backend": "tensorrt"}, ValueError, "unknown backend 'tensorrt'; choose one of: torch, openvino"),
+    ({"backend": "openvino", "compile": True}, ValueError, "compiles the networks itself: drop compile=True"),
+    ({"cuda_graphs": True}, ValueError, "cuda_graphs=True needs a CUDA device, not cpu"),
+    ({"character_cache_size": 0}, ValueError, "character_cache_size=0: at least 1"),
+])
+def test_bad_options_are_refused_before_any_weights_are_read(tmp_path, options, error, match):
+    store = WeightsStore(tmp_path / "no-models", allow_download=False)
+    with pytest.raises(WeightsError, match="no weights for standard_float"):
+        Poser("standard_float", "cpu", store=store)  # what good options meet in this store
+    options = {"variant": "standard_float", "device": "cpu", **options}
+    with pytest.raises(error, match=match):
+        Poser(options.pop("variant"), options.pop("device"), store=store, **options)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from talkinghead_nb import pose as P
 from talkinghead_nb.emotions import EmotionError, EmotionLibrary
 from talkinghead_nb.live import Animator, AnimatorSettings, load_settings
+from talkinghead_nb.speech import MOUTH_KEYS, track_from_timeline
 
 EYE = P.BY_KEY["eye_wink_left_index"].index
 MOUTH = P.BY_KEY["mouth_aaa_index"].index
@@ -130,7 +132,7 @@ def test_settings_cascade_defaults_project_file_overrides(tmp_path):
     assert settings.talking_rate == AnimatorSettings().talking_rate
     text = "\n".join(problems)
     assert "breathing_period must be a number" in text and "unknown setting 'wobble'" in text
-    assert "talking_rate must be above 0" in text and str(project) in text
+    assert "talking_rate must be between 0.5 and 30 Hz" in text and str(project) in text
 
 
 def test_broken_project_file_falls_back_to_defaults(tmp_path):
@@ -146,6 +148,89 @@ def test_inconsistent_ranges_are_refused_by_name():
     assert "blink_interval_min (9.0) is above blink_interval_max" in problems[0]
 
 
-def test_every_setting_is_documented():
+def test_every_setting_is_documented_with_a_range_that_holds_its_default():
     docs = AnimatorSettings.documentation()
-    assert len(docs) >= 15 and all(len(doc) > 15 for _, doc in docs.values())
+    assert len(docs) >= 15 and all(len(d["doc"]) > 15 for d in docs.values())
+    assert all(d["min"] <= d["default"] <= d["max"] for d in docs.values())
+
+
+HOSTILE_SETTINGS = [
+    ({"sway_interval_min": 1e-300, "sway_interval_max": 1e-300}, "sway_interval_min must be between 0.1 and 60 s"),
+    ({"blink_interval_min": 1e-9, "blink_interval_max": 1e-9}, "blink_interval_min must be between"),
+    ({"breathing_period": 1e-12}, "breathing_period must be between"),
+    ({"target_fps": 1e-12}, "target_fps must be between 1 and 60 Hz"),
+    ({"target_fps": 1e9}, "target_fps must be between 1 and 60 Hz"),
+    ({"target_fps": 10**400}, "target_fps must be between"),
+    ({"jitter_rate": float("nan")}, "jitter_rate must be between"),
+    ({"x" * 10_000: 1}, "unknown setting 'xxxx"),
+]
+
+
+@pytest.mark.parametrize(("update", "message"), HOSTILE_SETTINGS)
+def test_settings_outside_their_range_are_refused_by_name_and_range(update, message):
+    settings, problems = AnimatorSettings().merged(update, "test")
+    assert settings == AnimatorSettings()
+    assert message in problems[0] and len(problems[0]) < 600
+    with pytest.raises(ValueError, match="must be between"):
+        AnimatorSettings(target_fps=0.5)
+
+
+def test_a_frame_costs_bounded_work_however_far_the_clock_jumps(templates):
+    """Blinks and sway targets are caught up one by one only for a short while; after a long pause (or the
+    smallest intervals allowed) the schedule restarts, so no frame loops for long while holding the lock."""
+    fastest = AnimatorSettings(blink_interval_min=0.5, blink_interval_max=0.5, blink_duration=0.05,
+                               sway_interval_min=0.1, sway_interval_max=0.1)
+    animator = Animator(templates, fastest, seed=3)
+    animator.pose(0.0)
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(pose=animator.pose(1e12)))  # 30 000 years later
+    worker.start()
+    worker.join(20)  # one event at a time, this would take 1e13 steps: it would never return
+    assert not worker.is_alive() and np.isfinite(result["pose"]).all()
+    assert animator._retarget_at > 1e12 and animator._blink_start > 1e12 - 1
+    times, poses = sample(animator, 100, 3.0, start=1e12)  # and the animation goes on blinking from there
+    assert len(blink_starts(times, poses[:, EYE])) >= 4
+
+
+MAMA = [{"phoneme": p, "start": 0.1 * i, "end": 0.1 * (i + 1)} for i, p in enumerate("mama")]
+SPEECH_MOUTH = [P.BY_KEY[k].index for k in MOUTH_KEYS]
+
+
+@pytest.fixture(scope="module")
+def mama():
+    return track_from_timeline(MAMA, phonemize=False)
+
+
+@pytest.mark.parametrize("fps", [10, 25, 60])
+def test_speech_is_the_same_pose_at_the_same_time_at_any_frame_rate(templates, mama, fps):
+    reference = Animator(templates, seed=5, emotion="joy")
+    reference.speak(mama, start=1.0)
+    animator = Animator(templates, seed=5, emotion="joy")
+    animator.speak(mama, start=1.0)
+    sample(animator, fps, 1.0, start=0.6)  # frames at this rate up to t = 1.6
+    assert np.allclose(animator.pose(1.6), reference.pose(1.6), atol=1e-6)
+
+
+def test_speech_drives_the_mouth_and_keeps_the_emotion_elsewhere(templates, mama):
+    animator = Animator(templates, seed=2, emotion="joy")
+    animator.pose(0.0)
+    animator.speak(mama, start=1.0)
+    joy = templates.vector("joy")
+    at = {t: animator.pose(t) for t in (0.5, 1.05, 1.15, 1.25, 3.0)}
+    assert np.allclose(at[0.5][SPEECH_MOUTH], joy[SPEECH_MOUTH], atol=1e-3)  # before: the emotion's mouth
+    assert at[1.05][SPEECH_MOUTH].sum() < 0.05  # "m": closed
+    assert at[1.15][SPEECH_MOUTH].sum() > 0.3  # "a": open
+    assert at[1.25][SPEECH_MOUTH].sum() < 0.05  # "m" again
+    eyebrows = [P.BY_KEY[k].index for k in P.KEYS if k.startswith("eyebrow")]
+    assert np.allclose(at[1.15][eyebrows], joy[eyebrows], atol=1e-3)  # the emotion keeps its eyebrows
+    assert np.allclose(at[3.0][SPEECH_MOUTH], joy[SPEECH_MOUTH], atol=1e-3)  # after: back to the emotion
+    assert not animator.speaking(3.0) and animator.speaking(1.2)
+
+
+def test_talking_without_a_track_keeps_the_random_mouth(templates, mama):
+    animator = Animator(templates, seed=1)
+    animator.start_talking()
+    mouths = {round(float(animator.pose(t)[MOUTH]), 3) for t in np.arange(0, 2, 0.05)}
+    assert len(mouths) > 5
+    animator.speak(mama, start=2.0)
+    assert animator.pose(2.05)[SPEECH_MOUTH].sum() < 0.05  # a track wins over the random mouth

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from .conftest import ARTIFACTS
 from .test_notebooks import NOTEBOOKS, _with_parameters
 
 LAB_PARAMETERS = {
+    "01_quickstart.ipynb": {"DEVICE": "cpu", "SHEET_EMOTIONS": "joy,anger"},
     "02_manual_poser.ipynb": {"DEVICE": "cpu"},
     "05_live.ipynb": {"DEVICE": "cpu", "PORT": 0, "WATCH_SECONDS": 15},
 }
@@ -36,8 +38,11 @@ def _free_port() -> int:
 def lab(tmp_path_factory):
     """A JupyterLab server on a free port over copies of the notebooks (with fast parameters)."""
     root = tmp_path_factory.mktemp("lab")
+    (root / "notebooks").mkdir()
     for name, values in LAB_PARAMETERS.items():
-        nbformat.write(_with_parameters(nbformat.read(NOTEBOOKS / name, as_version=4), values), root / name)
+        nbformat.write(_with_parameters(nbformat.read(NOTEBOOKS / name, as_version=4), values),
+                       root / "notebooks" / name)
+    shutil.copytree(NOTEBOOKS.parent / "docs", root / "docs")  # the quick start shows a figure from docs/
     # Render every cell (JupyterLab 4 otherwise drops cells scrolled out of view) and ask nothing about news.
     settings = root / ".settings"
     for plugin, values in {"notebook-extension/tracker": {"windowingMode": "none"},
@@ -82,9 +87,14 @@ ALL_CELLS_RAN = """() => {
 }"""
 
 
-def _open_and_run_all(browser, url: str, token: str, name: str):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{url}/lab/tree/{name}?token={token}")
+def _open(browser, url: str, token: str, name: str, width: int = 1400):
+    page = browser.new_page(viewport={"width": width, "height": 1000})
+    page.goto(f"{url}/lab/tree/notebooks/{name}?token={token}")
+    return page
+
+
+def _open_and_run_all(browser, url: str, token: str, name: str, width: int = 1400):
+    page = _open(browser, url, token, name, width)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
     page.wait_for_selector("#jp-main-statusbar >> text=Idle", timeout=90_000)  # the kernel is up
     for _ in range(3):  # a click that lands while the notebook is still settling does nothing: try again
@@ -106,8 +116,8 @@ def _image_source(page, locator) -> str:
 def test_manual_poser_slider_changes_the_preview(browser, lab, artifacts):
     url, token = lab
     page = _open_and_run_all(browser, url, token, "02_manual_poser.ipynb")
-    preview = page.locator("img.widget-image").first
-    page.wait_for_function("() => { const i = document.querySelector('img.widget-image');"
+    preview = page.locator("img.widget-image").nth(1)  # the source comes first, then the posed output
+    page.wait_for_function("() => { const i = document.querySelectorAll('img.widget-image')[1];"
                            " return i && i.naturalWidth === 512; }", timeout=180_000)
     page.wait_for_function(ALL_CELLS_RAN, timeout=240_000)
     time.sleep(3)  # the last renders the notebook asked for
@@ -125,7 +135,7 @@ def test_manual_poser_slider_changes_the_preview(browser, lab, artifacts):
     page.mouse.up()
     started = time.monotonic()
     assert slider.locator(".widget-readout").inner_text() != "0.40"  # the notebook left it at 0.40
-    page.wait_for_function("previous => document.querySelector('img.widget-image').src !== previous",
+    page.wait_for_function("previous => document.querySelectorAll('img.widget-image')[1].src !== previous",
                            arg=before_source, timeout=60_000)
     latency = time.monotonic() - started
     time.sleep(2.5)  # coalesced renders settle on the last position
@@ -140,6 +150,7 @@ def test_live_notebook_updates_the_image_widget(browser, lab, artifacts):
     page = _open_and_run_all(browser, url, token, "05_live.ipynb")
     page.wait_for_function("() => { const i = document.querySelector('img.widget-image');"
                            " return i && i.naturalWidth === 512; }", timeout=180_000)
+    page.wait_for_function(ALL_CELLS_RAN, timeout=240_000)  # Run All has finished: the view must go on
     changes = page.evaluate("""() => new Promise(resolve => {
         const img = document.querySelector('img.widget-image');
         let last = img.src, count = 0;
@@ -151,4 +162,71 @@ def test_live_notebook_updates_the_image_widget(browser, lab, artifacts):
     page.screenshot(path=str(artifacts / "lab-live-view.png"), clip=box)
     (artifacts / "lab-live-fps.txt").write_text(f"image widget updates in the browser: {changes / 8:.1f} per s\n")
     assert changes >= 3, f"the live view changed {changes} times in 8 s"
+    page.close()
+
+
+def _pick_preset(page, name: str) -> None:
+    page.locator(".widget-dropdown select").first.select_option(name)
+
+
+def _preset(page) -> str:
+    return page.locator(".widget-dropdown select").first.evaluate("s => s.value")
+
+
+def test_presets_keep_their_name_until_a_slider_moves(browser, lab, artifacts):
+    """The sliders round template values to their step and send them back: that must not read as an edit."""
+    url, token = lab
+    page = _open_and_run_all(browser, url, token, "02_manual_poser.ipynb")
+    page.wait_for_function(ALL_CELLS_RAN, timeout=240_000)
+    for name in ("joy", "anger", "surprise", "admiration"):
+        _pick_preset(page, name)
+        time.sleep(1.5)  # the round trip through the kernel and back
+        assert _preset(page) == name
+    page.get_by_role("tab", name="mouth").click()
+    slider = page.locator(".widget-hslider", has_text="mouth aaa").first
+    handle = slider.locator(".noUi-handle")
+    handle.scroll_into_view_if_needed()
+    box = handle.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 80, box["y"] + box["height"] / 2, steps=6)
+    page.mouse.up()
+    page.wait_for_function("() => document.querySelector('.widget-dropdown select').value === '[custom]'",
+                           timeout=30_000)
+    _pick_preset(page, "surprise")
+    page.get_by_role("button", name="reset to preset").click()
+    page.wait_for_function("() => document.body.innerText.includes('reset to surprise')", timeout=30_000)
+    assert _preset(page) == "surprise"
+    page.screenshot(path=str(artifacts / "lab-poser-presets.png"))
+    page.close()
+
+
+def test_poser_at_1100_px_shows_the_whole_preview(browser, lab, artifacts):
+    url, token = lab
+    page = _open_and_run_all(browser, url, token, "02_manual_poser.ipynb", width=1100)
+    page.wait_for_function(ALL_CELLS_RAN, timeout=240_000)
+    preview = page.locator("img.widget-image").nth(1)  # the source comes first, then the posed output
+    preview.scroll_into_view_if_needed()
+    box = preview.bounding_box()
+    area = page.locator(".jp-NotebookPanel-notebook").first.bounding_box()
+    assert box["width"] >= 256 and abs(box["width"] - box["height"]) < 2  # square, not squashed
+    assert box["x"] >= area["x"] - 1 and box["x"] + box["width"] <= area["x"] + area["width"] + 1, (box, area)
+    clipped = preview.evaluate("""img => { for (let e = img.parentElement; e; e = e.parentElement) {
+        const r = e.getBoundingClientRect(), s = getComputedStyle(e);
+        if (s.overflowX !== 'visible' && img.getBoundingClientRect().right > r.right + 1) return true; }
+        return false; }""")
+    assert not clipped
+    page.screenshot(path=str(artifacts / "lab-poser-1100.png"))
+    page.close()
+
+
+def test_quick_start_shows_the_product_on_its_first_screen(browser, lab, artifacts):
+    url, token = lab
+    page = _open(browser, url, token, "01_quickstart.ipynb")
+    figure = page.locator(".jp-RenderedMarkdown img").first
+    figure.wait_for(timeout=90_000)
+    page.wait_for_function("() => { const i = document.querySelector('.jp-RenderedMarkdown img');"
+                           " return i && i.naturalWidth > 400; }", timeout=60_000)
+    assert figure.bounding_box()["y"] < 1000  # on the first screen, before any cell is run
+    page.screenshot(path=str(artifacts / "lab-quickstart-first-screen.png"))
     page.close()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from talkinghead_nb.character import CharacterError, example_path, load_character
+from talkinghead_nb.character import CharacterError, example_path, find_character, load_character
 from talkinghead_nb.imaging import srgb_to_linear
 
 
@@ -94,3 +94,42 @@ def test_decompression_bomb_is_refused():
 def test_unknown_example_lists_the_available_ones():
     with pytest.raises(CharacterError, match="lambda_00"):
         example_path("example")
+
+
+def _blank_png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGBA", (width, height)).save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("size", "fit", "message"), [
+    ((8192, 8192), False, "8192×8192; THA3 needs exactly 512×512"),
+    ((8192, 8192), True, "more than the 16 megapixels"),
+    ((600, 700), False, "pass fit=True"),
+])
+def test_size_is_judged_from_the_header_before_decoding(size, fit, message):
+    data = _blank_png(*size)
+    opened = []
+    original = Image.Image.load
+
+    def load(image):  # record decodes (the real decoder still runs)
+        opened.append(image.size)
+        return original(image)
+    Image.Image.load = load
+    try:
+        with pytest.raises(CharacterError, match=message) as refused:
+            load_character(data, fit=fit)
+        assert "damaged" not in str(refused.value)
+    finally:
+        Image.Image.load = original
+    assert size not in opened
+
+
+def test_example_names_and_paths_resolve_in_one_place(tmp_path):
+    assert find_character("lambda_01") == example_path("lambda_01")
+    assert load_character("crypko_03").name == "crypko_03"
+    local = tmp_path / "mine"
+    local.write_bytes(example_path("crypko_03").read_bytes())  # a file without a suffix stays a path
+    assert find_character(str(local)) == local
+    with pytest.raises(CharacterError, match="no example character 'nobody'"):
+        load_character("nobody")

@@ -1,28 +1,308 @@
+"""The command line: outputs; runtime errors as one line with the fix and exit status 1 (a full disk, no
+permission, a file-size limit, an output it cannot write, a misspelt name with a suggestion, the unexpected), usage
+errors with exit status 2, Ctrl-C with 130, with no traceback and no half-written file; the listing commands and
+the help texts."""
+
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import re
+import resource
+import select
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
+import pytest
 from PIL import Image
 
+import talkinghead_nb.cli as cli_module
 from talkinghead_nb.character import example_path
-from talkinghead_nb.cli import main
+from talkinghead_nb.cli import DEBUG_ENV, build_parser, cli_words, describe_error, main
+from talkinghead_nb.emotions import EMOTIONS
+from talkinghead_nb.paths import emotions_dir
+
+CPU = ["--device", "cpu", "--offline"]
 
 
-def test_render_writes_a_png(tmp_path, capsys):
-    out = tmp_path / "joy.png"
-    assert main(["render", str(example_path("crypko_00")), str(out), "--emotion", "joy", "--device", "cpu",
-                 "--offline", "--set", "head_y_index=0.5"]) == 0
+def cli(*args: str, **options) -> subprocess.CompletedProcess:
+    """The command in a process of its own, as a shell runs it."""
+    return subprocess.run([sys.executable, "-m", "talkinghead_nb.cli", *args], capture_output=True, text=True,
+                          **options)
+
+
+def error_line(stderr: str) -> str:
+    """The one line an error gives (after a progress bar, if there was one), checked to be the only one."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert "Traceback" not in stderr and sum(line.startswith("error: ") for line in lines) == 1, stderr
+    assert lines[-1].startswith("error: "), stderr
+    return lines[-1]
+
+
+def test_render_writes_a_png_creating_its_folder(tmp_path, capsys):
+    out = tmp_path / "new" / "folder" / "joy.png"
+    assert main(["render", str(example_path("crypko_00")), str(out), "--emotion", "joy", *CPU,
+                 "--set", "head_y_index=0.5"]) == 0
     image = Image.open(out)
     assert image.size == (512, 512) and image.mode == "RGBA"
     assert np.asarray(image)[..., 3].any()
-    assert "joy on crypko_00" in capsys.readouterr().out
+    assert capsys.readouterr().out.startswith(f"wrote {out}: joy on crypko_00 (separable_float on cpu, ")
+    assert os.listdir(out.parent) == ["joy.png"]
 
 
-def test_errors_exit_2_with_a_message(tmp_path, capsys):
-    assert main(["render", "crypko_00", str(tmp_path / "x.png"), "--emotion", "smug", "--offline"]) == 2
-    assert "unknown emotion 'smug'" in capsys.readouterr().err
-    assert main(["render", "crypko_00", str(tmp_path / "x.png"), "--set", "nose_index=1", "--offline"]) == 2
-    assert "unknown pose parameter(s): 'nose_index'" in capsys.readouterr().err
-    assert not (tmp_path / "x.png").exists()
+def test_runtime_errors_exit_1_with_one_line_that_says_what_to_do(tmp_path, capsys):
+    assert main(["render", "crypko_00", str(tmp_path / "x.png"), "--emotion", "smug", *CPU]) == 1
+    assert "unknown emotion 'smug'" in error_line(capsys.readouterr().err)
+    assert main(["render", "crypko_00", str(tmp_path / "x.xyz"), *CPU]) == 1
+    assert "x.xyz: Pillow cannot write .xyz images; name the output .png" in error_line(capsys.readouterr().err)
+    assert main(["contact-sheet", "crypko_00", str(tmp_path / "x.xyz"), *CPU]) == 1
+    assert "matplotlib cannot write .xyz figures" in error_line(capsys.readouterr().err)
+    assert main(["render", "crypko_00", str(tmp_path / "x.png"), "--device", "gpu", "--offline"]) == 1
+    assert "unknown device 'gpu': use 'auto', 'cpu'" in error_line(capsys.readouterr().err)
+    assert main(["check", "lambda_99"]) == 1
+    assert "unknown example character 'lambda_99'; did you mean lambda_0" in error_line(capsys.readouterr().err)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture
+def no_engine(monkeypatch):
+    """The engine must not be built: the command fails before it renders anything."""
+    monkeypatch.setattr(cli_module, "_poser", lambda *a, **k: pytest.fail("the engine was built"))
+
+
+@pytest.mark.parametrize(("output", "message"), [
+    ("x.jpg", "x.jpg: JPEG cannot hold an alpha channel, so the transparent background would be lost; name the "
+              "output .png or .webp"),
+    ("x.psd", "x.psd: Pillow cannot write .psd images"),
+    ("a-file/x.png", "a-file/x.png: Not a directory; a part of the path is a file, not a folder"),
+    ("folder", "folder: Is a directory; that is a folder: give a file name"),
+])
+def test_render_checks_the_output_before_rendering(tmp_path, monkeypatch, capsys, no_engine, output, message):
+    monkeypatch.chdir(tmp_path)
+    Path("a-file").write_text("")
+    Path("folder").mkdir()
+    assert main(["render", "lambda_00", output, *CPU]) == 1
+    assert error_line(capsys.readouterr().err).startswith(f"error: {message}")
+    assert sorted(os.listdir()) == ["a-file", "folder"] and not os.listdir("folder")
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["render", "lambda_00", "x.png", "--set", "head_y=0.5"],
+     "argument --set: unknown pose parameter 'head_y'; did you mean head_y_index? (talkinghead-nb params"),
+    (["render", "lambda_00", "x.png", "--set", "eye_wink=1"],
+     "did you mean eye_wink_left_index or eye_wink_right_index?"),
+    (["render", "lambda_00", "x.png", "--set", "head_y_index"], "'head_y_index': expected KEY=NUMBER"),
+    (["render", "lambda_00", "x.png", "--model", "separable_flot"],
+     "argument --model: unknown variant 'separable_flot'; did you mean separable_float"),
+    (["sprites", "lambda_00", "out", "--backend", "openvino-bf"], "did you mean openvino-bf16"),
+    (["weights", "standard_flaot"], "unknown variant 'standard_flaot'; did you mean standard_float"),
+    (["repair", "lambda_00", "out.png"], "choose at least one repair: --fit, --specks, --hidden, --edges"),
+    (["render", "lambda_00"], "the following arguments are required: output"),
+])
+def test_usage_errors_exit_2_with_the_usage(tmp_path, monkeypatch, capsys, args, words):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith("usage: talkinghead-nb") and words in err, err
+    assert "Traceback" not in err and not os.listdir()
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["render", "lambda_00", "x.png", "--emotion", "joyful"],
+     "unknown emotion 'joyful'; did you mean joy? (talkinghead-nb emotions lists all"),
+    (["render", "lambda_00", "x.png", "--emotion", "angry"], "unknown emotion 'angry'; did you mean anger?"),
+    (["sprites", "lambda_00", "out", "--names", "joy,angry"], "unknown emotion 'angry'; did you mean anger?"),
+    (["reset-emotions", "joyful"], "unknown emotion 'joyful'; did you mean joy?"),
+    (["render", "lamda_00", "x.png"], "unknown example character 'lamda_00'; did you mean lambda_00"),
+    (["repair", "crypko_0", "x.png", "--specks"], "unknown example character 'crypko_0'; did you mean crypko_00"),
+    (["check", "lambda_00", "--template", "lambda00"], "did you mean lambda_00"),
+])
+def test_misspelt_names_get_a_suggestion(tmp_path, monkeypatch, capsys, no_engine, args, words):
+    monkeypatch.chdir(tmp_path)
+    assert main([*args, *(CPU if args[0] in ("render", "sprites") else [])]) == 1
+    assert words in error_line(capsys.readouterr().err)
+    assert not os.listdir()
+
+
+def test_hints_name_flags_and_the_flags_work(tmp_path, capsys):
+    tall = tmp_path / "tall.png"
+    Image.open(example_path("crypko_00")).resize((512, 768)).save(tall)
+    out = tmp_path / "out.png"
+    assert main(["render", str(tall), str(out), *CPU]) == 1
+    line = error_line(capsys.readouterr().err)
+    assert "512×768" in line and "add --fit to scale it" in line and "fit=True" not in line
+    assert main(["render", "crypko_00", str(out), "--set", "head_y_index=3", *CPU]) == 1
+    assert error_line(capsys.readouterr().err).endswith("outside its range [-1, 1]; add --clip to clamp it")
+    assert main(["render", str(tall), str(out), "--fit", "--set", "head_y_index=3", "--clip", *CPU]) == 0
+    assert capsys.readouterr().out.startswith(f"wrote {out}: neutral on tall (separable_float on cpu, ")
+    assert Image.open(out).size == (512, 512)
+    assert cli_words("backend='openvino' runs on the CPU only: use device='cpu', or backend='torch' on cuda") == \
+        "--backend openvino runs on the CPU only: use --device cpu, or --backend torch on cuda"
+    assert cli_words("put the files into models/x, or allow the download from a/b") == \
+        "put the files into models/x, or run without --offline to download from a/b"
+
+
+def test_check_names_the_repair_flags_and_writes_its_plots(tmp_path, capsys):
+    assert main(["check", "lambda_01", "--plots", str(tmp_path / "plots")]) == 0
+    out = capsys.readouterr().out
+    assert "fix: talkinghead-nb repair lambda_01 lambda_01-repaired.png --specks" in out
+    assert "prep." not in out and "`" not in out
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        f"lambda_01-{name}.png" for name in ("alignment", "backgrounds", "edges", "specks")]
+    tall = tmp_path / "tall.png"
+    Image.open(example_path("crypko_00")).resize((512, 768)).save(tall)
+    assert main(["check", str(tall)]) == 1
+    assert f"repair {tall} tall-repaired.png --fit" in capsys.readouterr().out
+
+
+def test_repair_takes_example_names_and_refuses_before_working(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["repair", "lambda_01", "clean.png", "--specks"]) == 0
+    assert capsys.readouterr().out.endswith("wrote clean.png; check it with: talkinghead-nb check clean.png\n")
+    assert main(["check", "clean.png"]) == 0
+    assert "specks       one connected silhouette" in capsys.readouterr().out
+    monkeypatch.setattr("talkinghead_nb.prep.REPAIRS", {"specks": lambda image: pytest.fail("repaired")})
+    assert main(["repair", "lambda_01", "clean.png", "--specks"]) == 1
+    assert "clean.png exists: choose a new name" in error_line(capsys.readouterr().err)
+    assert main(["repair", "lambda_01", "clean.jpg", "--specks"]) == 1
+    assert "a repaired character is a PNG" in error_line(capsys.readouterr().err)
+
+
+def test_emotions_and_params_list_what_exists(tmp_path, capsys):
+    emotions = tmp_path / "emotions"
+    shutil.copytree(emotions_dir(), emotions)
+    (emotions / "smug.json").write_text(json.dumps({"smug": {"mouth_smirk": 1.0}}))
+    (emotions / "joy.json").write_text(json.dumps({"joy": {"mouth_aaa_index": 0.25}}))
+    (emotions / "anger.json").write_text("")
+    assert main(["emotions", "--emotions", str(emotions)]) == 0
+    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert rows["smug"] == ["custom", "smug.json"] and rows["joy"] == ["edited", "joy.json"]
+    assert rows["anger"] == ["factory", "_defaults.json"] and rows["neutral"][0] == "factory"
+    assert set(EMOTIONS) < set(rows)
+    assert main(["params"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("45 pose parameters") and "face rotation (3)" in out
+    assert re.search(r"^  head_y_index +\[-1, 1\]$", out, re.M) and re.search(r"^  mouth_smirk +\[0, 1\]$", out, re.M)
+    assert sum(line.startswith("  ") for line in out.splitlines()) == 45
+
+
+def _parsers(parser: argparse.ArgumentParser):
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _parsers(sub)
+
+
+def test_every_argument_has_help_and_no_markup():
+    parsers = list(_parsers(build_parser()))
+    assert len(parsers) == 11
+    for parser in parsers:
+        for action in parser._actions:
+            assert action.help, (parser.prog, action.dest)
+        text = parser.format_help()
+        assert "``" not in text and ":func:" not in text and "Poser(" not in text, parser.prog
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_is_one_line(capsys):
+    assert main(["render", "crypko_00", "/dev/full", *CPU]) == 1
+    line = error_line(capsys.readouterr().err)
+    assert line == "error: /dev/full: No space left on device; free some space, or write to another disk"
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode), "a device is written into, never renamed over"
+
+
+@pytest.fixture
+def unwritable_folder(tmp_path):
+    """A folder this process may not write into: a read-only one, or for root (who may write anywhere) sysfs."""
+    if os.geteuid() == 0:
+        if not Path("/sys/kernel").is_dir():
+            pytest.skip("root needs sysfs for a folder it cannot write into")
+        yield Path("/sys")
+        return
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    yield folder
+    folder.chmod(0o755)
+
+
+def test_no_permission_is_one_line(unwritable_folder, capsys):
+    target = unwritable_folder / "talkinghead-nb-test.png"
+    assert main(["render", "crypko_00", str(target), *CPU]) == 1
+    line = error_line(capsys.readouterr().err)
+    assert line == f"error: {target}: Permission denied; choose a place you may write to, or change its permissions"
+    assert not target.exists()
+
+
+def test_a_write_that_fails_midway_leaves_no_partial_file(tmp_path):
+    """A real failure halfway through the write: the file-size limit (ulimit -f) is below the PNG's size."""
+    out = tmp_path / "out"
+    out.mkdir()
+    limit = 64 * 1024  # a rendered character is several times larger
+    result = cli("render", "crypko_00", str(out / "x.png"), *CPU,
+                 preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    assert result.returncode == 1
+    assert error_line(result.stderr) == (f"error: {out / 'x.png'}: File too large; the file exceeds the size this "
+                                         "process may write (ulimit -f): raise the limit, or write elsewhere")
+    assert os.listdir(out) == [], "neither the target nor a temporary file is left"
+
+
+def _read_until(process: subprocess.Popen, text: bytes, seconds: float = 300) -> bytes:
+    """stderr of ``process`` until ``text`` appears (the deadline only stops a hung test)."""
+    seen, deadline = b"", time.monotonic() + seconds
+    while text not in seen:
+        assert process.poll() is None and time.monotonic() < deadline, seen.decode(errors="replace")
+        if select.select([process.stderr], [], [], 1.0)[0]:
+            seen += os.read(process.stderr.fileno(), 4096)
+    return seen
+
+
+def test_ctrl_c_is_one_line_and_exit_status_130(tmp_path):
+    folder = tmp_path / "sprites"
+    process = subprocess.Popen([sys.executable, "-m", "talkinghead_nb.cli", "sprites", "crypko_00", str(folder), *CPU],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        seen = _read_until(process, b"sprites of crypko_00")  # the progress bar: the export has begun
+        process.send_signal(signal.SIGINT)
+        _, rest = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    line = error_line((seen + rest).decode())
+    assert line.startswith("error: interrupted (Ctrl-C); files already written are complete")
+    assert not [p.name for p in folder.iterdir() if not re.fullmatch(r"[a-z]+\.png", p.name)]
+
+
+def test_an_unexpected_error_names_its_type_and_how_to_report_it():
+    line = describe_error(ZeroDivisionError("division by zero"))
+    assert line.startswith("unexpected ZeroDivisionError: division by zero")
+    assert "please report it" in line and f"{DEBUG_ENV}=1 shows the traceback" in line
+    assert describe_error(ValueError("two\nlines")) == "two lines"
+
+
+def test_debug_mode_adds_the_traceback(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(DEBUG_ENV, "1")
+    assert main(["render", "crypko_00", str(tmp_path / "x.xyz"), *CPU]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and err.strip().splitlines()[-1].startswith("error: ")
+
+
+@pytest.mark.parametrize(("flag", "tuned"), [((), "True"), (("--no-tune-allocator",), "False")])
+def test_the_commands_tune_the_allocator_unless_told_not_to(tmp_path, flag, tuned):
+    script = ("import sys, talkinghead_nb.engine.acceleration as A; from talkinghead_nb.cli import main; "
+              "assert main(sys.argv[1:]) == 0; print(A._heap_tuned)")
+    result = subprocess.run([sys.executable, "-c", script, "render", "crypko_00", str(tmp_path / "x.png"), *CPU,
+                             *flag], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == tuned
 
 
 def test_weights_command_lists_sources(capsys):
@@ -32,16 +312,9 @@ def test_weights_command_lists_sources(capsys):
 
 
 def test_serve_runs_until_interrupted():
-    import os
-    import re
-    import signal
-    import subprocess
-    import sys
-
     import httpx
 
-    process = subprocess.Popen([sys.executable, "-m", "talkinghead_nb.cli", "serve", "crypko_00", "--port", "0",
-                                "--device", "cpu", "--offline"],
+    process = subprocess.Popen([sys.executable, "-m", "talkinghead_nb.cli", "serve", "crypko_00", "--port", "0", *CPU],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
@@ -56,3 +329,13 @@ def test_serve_runs_until_interrupted():
         assert process.wait(timeout=30) == 0
     finally:
         process.kill()
+
+
+def test_speak_records_frames_and_audio(tmp_path):
+    result = cli("speak", "crypko_00", "Hi.", str(tmp_path / "clip"), "--fps", "3", "--no-video", "--quiet", *CPU)
+    assert result.returncode == 0, result.stderr
+    frames = sorted((tmp_path / "clip").glob("frame_*.png"))
+    assert len(frames) >= 2 and (tmp_path / "clip" / "speech.wav").read_bytes()[:4] == b"RIFF"
+    assert "wrote" in result.stdout and "frames at 3 FPS" in result.stdout
+    bad = cli("speak", "crypko_00", "", str(tmp_path / "none"), *CPU)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr and bad.stderr.startswith("error:")

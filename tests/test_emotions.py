@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 
@@ -128,3 +129,12 @@ def test_emotions_render_to_different_images(poser, character):
     def face_difference(a: str, b: str) -> float:  # mean |Δ| over the face region
         return float(np.abs(images[a][32:224, 160:352].astype(int) - images[b][32:224, 160:352]).mean())
     assert face_difference("neutral", "joy") > 2 and face_difference("joy", "surprise") > 2
+
+
+def test_the_factory_emotions_are_distinct_from_each_other():
+    """Each emotion must read as itself on a thumbnail: no two templates may be near copies (pose distance)."""
+    defaults = EmotionLibrary().factory_defaults()
+    vectors = {name: defaults[name] for name in EMOTIONS}
+    closest = min((float(np.linalg.norm(vectors[a] - vectors[b])), a, b)
+                  for a, b in itertools.combinations(EMOTIONS, 2))
+    assert closest[0] >= 0.7, f"{closest[1]} and {closest[2]} are too alike ({closest[0]:.2f})"

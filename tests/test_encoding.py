@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from talkinghead_nb.live.encoding import ENCODERS, check_format, encode_png
+from talkinghead_nb.encoding import ENCODERS, check_format, encode_png
 
 
 @pytest.fixture(scope="module")

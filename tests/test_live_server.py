@@ -1,4 +1,5 @@
-"""The live server over real HTTP with the real engine behind it."""
+"""The live server's protocol over real HTTP: a real uvicorn server with the fast stand-in renderer behind it
+(tests/fake_engine.py), so that rates and pacing are the server's own. test_live_engine.py runs the real engine."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ from PIL import Image
 from talkinghead_nb.character import example_path
 from talkinghead_nb.live import LiveServer
 
+from .fake_engine import FakePoser
 from .live_client import read_feed
 
 
 @pytest.fixture(scope="module")
-def server(poser, character):
-    with LiveServer(character, poser=poser, port=0, seed=0) as live:
+def server(character):
+    with LiveServer(character, poser=FakePoser(), port=0, seed=0) as live:
         yield live
 
 
@@ -59,14 +61,12 @@ def wait_for(condition, timeout: float = 30.0) -> None:
 
 
 def test_feed_is_steady_at_the_target_rate_with_valid_pngs(server):
-    reading = read_feed(server.feed_url(), 3.5, keep=5)
+    reading = read_feed(server.feed_url(), 2.0, keep=5)
     assert reading.fps() >= 24.0, f"{reading.fps():.1f} parts/s"
     assert reading.content_types == {"image/png"}
     for part in reading.parts:
         image = Image.open(io.BytesIO(part))
         assert image.format == "PNG" and image.mode == "RGBA" and image.size == (512, 512)
-    stats = server.session().stats()
-    assert stats["frames_rendered"] < len(reading.arrived)  # CPU renders are slower: the latest frame is re-sent
 
 
 def test_a_viewer_can_ask_for_its_own_rate(server):
@@ -95,8 +95,8 @@ def test_modules_and_api_description(client):
 def test_set_emotion_changes_the_picture(server, client):
     before = np.asarray(Image.open(io.BytesIO(read_feed(server.feed_url(), 0.1, keep=1).parts[-1])))
     assert client.post("/api/talkinghead/set_emotion", json={"emotion_name": "surprise"}).status_code == 200
-    time.sleep(1.0)  # the transition (half-life 0.15 s) and a render or two
-    reading = read_feed(server.feed_url(), 2.0, keep=1)
+    time.sleep(0.5)  # the transition (half-life 0.15 s)
+    reading = read_feed(server.feed_url(), 0.5, keep=1)
     after = np.asarray(Image.open(io.BytesIO(reading.parts[-1])))
     assert np.abs(after.astype(int) - before.astype(int)).max() > 60
     assert client.get("/api/talkinghead/stats").json()["emotion"] == "surprise"
@@ -119,10 +119,7 @@ def test_talking_unload_and_load(server, client):
     answer = client.post("/api/talkinghead/load", files={"file": ("crypko_01.png", upload, "image/png")})
     assert answer.status_code == 200, answer.text
     assert answer.json()["character"] == "crypko_01"
-    deadline = time.monotonic() + 60  # frames are rendered only while someone watches; a busy CPU renders slowly
-    while (client.get("/api/talkinghead/stats").json()["frames_rendered"] <= rendered + 1
-           and time.monotonic() < deadline):
-        read_feed(server.feed_url(), 1.0)
+    read_feed(server.feed_url(), 0.5)  # frames are rendered only while someone watches
     assert client.get("/api/talkinghead/stats").json()["frames_rendered"] > rendered + 1
     assert server.session().character.name == "crypko_01"
 
@@ -187,13 +184,13 @@ def test_wrong_size_and_no_alpha_uploads_say_what_to_do(client):
 
 
 def test_oversized_upload_is_refused_while_another_client_keeps_streaming(server, client):
-    thread, result = feed_in_background(server.feed_url(), 3.0)
-    huge = b"\0" * (server.max_upload + 1)
+    thread, result = feed_in_background(server.feed_url(), 2.0)
+    huge = b"\0" * (server.limits.max_upload_bytes + 1)
     answer = client.post("/api/talkinghead/load", files={"file": ("huge.png", huge, "image/png")})
     assert answer.status_code == 413 and "MiB" in answer.json()["error"]
 
     def chunks():  # no Content-Length: the limit must hold while the body streams in
-        for _ in range(server.max_upload // 2**20 + 2):
+        for _ in range(2):
             yield b"\0" * 2**20
     answer = client.post("/api/talkinghead/load_animator_settings", content=chunks(),
                          headers={"content-type": "application/json"})
@@ -211,7 +208,7 @@ def test_client_that_disconnects_mid_stream_leaves_nothing_behind(server):
 
 
 def test_two_concurrent_feeds_both_get_the_full_rate(server):
-    threads = [feed_in_background(server.feed_url(), 3.0) for _ in range(2)]
+    threads = [feed_in_background(server.feed_url(), 2.0) for _ in range(2)]
     for thread, _ in threads:
         thread.join()
     for _, result in threads:
@@ -224,8 +221,8 @@ def test_sessions_run_several_characters_at_once(server, client):
     session_id = created["id"]
     try:
         assert client.post(f"/api/sessions/{session_id}/set_emotion", json={"emotion_name": "joy"}).status_code == 200
-        thread, result = feed_in_background(server.feed_url(), 2.0)
-        other = read_feed(server.url + created["feed"], 2.0, keep=1)
+        thread, result = feed_in_background(server.feed_url(), 1.5)
+        other = read_feed(server.url + created["feed"], 1.5, keep=1)
         thread.join()
         assert other.fps() >= 24 and result["reading"].fps() >= 24
         listed = {s["id"]: s for s in client.get("/api/sessions").json()["sessions"]}
@@ -256,11 +253,11 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
-def test_twenty_start_stop_cycles_leave_no_thread_or_port(poser, character):
+def test_twenty_start_stop_cycles_leave_no_thread_or_port(character):
     before = _threads()
     port = None
     for _ in range(20):
-        live = LiveServer(character, poser=poser, port=port or 0).start()
+        live = LiveServer(character, poser=FakePoser(), port=port or 0).start()
         port = live.port
         assert httpx.get(live.url + "/api/modules").status_code == 200
         live.stop()
@@ -268,11 +265,11 @@ def test_twenty_start_stop_cycles_leave_no_thread_or_port(poser, character):
     assert _threads() == before
 
 
-def test_stop_ends_open_feeds_and_starting_again_replaces_the_old_server(poser, character):
-    first = LiveServer(character, poser=poser, port=0).start()
+def test_stop_ends_open_feeds_and_starting_again_replaces_the_old_server(character):
+    first = LiveServer(character, poser=FakePoser(), port=0).start()
     thread, result = feed_in_background(first.feed_url(), 30.0)
     wait_for(lambda: first.session().stats()["viewers"] == 1)
-    second = LiveServer(character, poser=poser, port=first.port).start()  # the cell is run again
+    second = LiveServer(character, poser=FakePoser(), port=first.port).start()  # the cell is run again
     try:
         thread.join(15)
         assert not thread.is_alive() and not first.running
@@ -281,16 +278,16 @@ def test_stop_ends_open_feeds_and_starting_again_replaces_the_old_server(poser, 
         second.stop()
 
 
-def test_port_held_by_another_program_is_reported(poser, character):
+def test_port_held_by_another_program_is_reported(character):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         with pytest.raises(RuntimeError, match="another program holds the port"):
-            LiveServer(character, poser=poser, port=holder.getsockname()[1]).start()
+            LiveServer(character, poser=FakePoser(), port=holder.getsockname()[1]).start()
 
 
-def test_api_key_guards_every_route_but_the_feed(poser, character):
-    with LiveServer(character, poser=poser, port=0, api_key="s3cret") as live:
+def test_api_key_guards_every_route_but_the_feed(character):
+    with LiveServer(character, poser=FakePoser(), port=0, api_key="s3cret") as live:
         assert httpx.get(live.url + "/api/modules").status_code == 401
         assert "Bearer" in httpx.get(live.url + "/api/modules").json()["error"]
         ok = httpx.get(live.url + "/api/modules", headers={"Authorization": "Bearer s3cret"})

@@ -10,6 +10,7 @@ from PIL import Image
 
 from talkinghead_nb.live import LiveServer
 from talkinghead_nb.widgets import LiveView
+from talkinghead_nb.widgets.live_view import describe_rates
 
 from .test_live_server import wait_for
 
@@ -60,3 +61,29 @@ def test_starting_a_new_view_replaces_the_old_loop(session):
     finally:
         second.close()
     wait_for(lambda: session.pump.stats()["viewers"] == 0)
+
+
+def test_the_stats_line_tells_new_frames_from_repeated_ones():
+    stats = {"render_fps": 1.2, "render_ms": 800.0, "frames_rendered": 40, "frames_sent": 800, "error": None,
+             "paused": False, "target_fps": 25.0}
+    slow = describe_rates(stats, shown_fps=25.0, wanted_fps=25.0)
+    assert "1.2 new frames/s" in slow and "shown 25.0 FPS" in slow and "cannot keep up" in slow and "GPU" in slow
+    assert "cannot keep up" not in describe_rates({**stats, "render_fps": 24.0}, 25.0, 25.0)
+    assert "paused" in describe_rates({**stats, "paused": True, "render_fps": 0.0}, 25.0, 25.0)
+    assert "error: boom" in describe_rates({**stats, "error": "boom"}, 25.0, 25.0)
+
+
+def test_toggles_say_their_state_and_the_stop_button_stops_only_the_view(session):
+    view = LiveView(session).start()
+    try:
+        view.talking.value = True
+        assert view.talking.description == "talking: on" and session.animator.talking
+        view.talking.value = False
+        assert view.talking.description == "talking: off" and not session.animator.talking
+        wait_for(lambda: view.frames_shown > 0)
+        view.stop_button.click()
+        assert not view.running and not session.pump.closed and "stopped" in view.stats.value
+        view.start()
+        wait_for(lambda: view.running)
+    finally:
+        view.close()

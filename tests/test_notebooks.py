@@ -16,8 +16,9 @@ FAST_PARAMETERS = {
     "02_manual_poser.ipynb": {"DEVICE": "cpu"},
     "03_character_prep.ipynb": {},
     "04_sprites.ipynb": {"NAMES": "joy,anger", "DEVICE": "cpu", "OVERWRITE": True},
-    "05_live.ipynb": {"DEVICE": "cpu", "PORT": 0, "WATCH_SECONDS": 2},
+    "05_live.ipynb": {"DEVICE": "cpu", "PORT": 0, "WATCH_SECONDS": 2, "STOP_AT_END": True},
     "06_five_stages.ipynb": {"DEVICE": "cpu"},
+    "07_speech.ipynb": {"DEVICE": "cpu", "PORT": 0, "STOP_AT_END": True},
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -13,11 +14,11 @@ import pytest
 from PIL import Image
 
 from talkinghead_nb import pose as P
-from talkinghead_nb.character import example_path
+from talkinghead_nb.character import example_path, load_character
 from talkinghead_nb.emotions import EmotionLibrary
 from talkinghead_nb.paths import emotions_dir
 from talkinghead_nb.widgets import PosePanel
-from talkinghead_nb.widgets.pose_panel import CUSTOM, SECTIONS
+from talkinghead_nb.widgets.pose_panel import CUSTOM, MAX_NAME, SECTIONS, safe_name
 
 
 @pytest.fixture
@@ -126,3 +127,64 @@ def test_bad_input_shows_a_message_and_changes_nothing(panel):
     panel.sliders["mouth_aaa_index"].value = 0.3
     panel.save_emotion_button.click()
     assert "name the emotion" in panel.status.value
+
+
+def test_safe_name_keeps_names_inside_a_folder():
+    assert safe_name("joy") == "joy" and safe_name("crypko_01.v2-b") == "crypko_01.v2-b"
+    assert safe_name("../../evil") == "_.._evil"
+    assert safe_name("..\\x") == "_x"
+    assert safe_name("x" * 500) == "x" * MAX_NAME
+    assert safe_name("...") == safe_name("") == "unnamed"
+    assert safe_name("笑顔 😀") == "____"
+
+
+@pytest.mark.parametrize("hostile", ["../../evil", "..\\x", "x" * 500, "/etc/passwd", ".hidden"])
+def test_saved_files_stay_in_the_output_folder_whatever_the_names(panel, tmp_path, hostile):
+    panel.character = load_character(Path(example_path("crypko_01")).read_bytes(), name=hostile)
+    png, sidecar = panel.save_image()
+    out = (tmp_path / "out").resolve()
+    assert png.resolve().parent == out and sidecar.resolve().parent == out
+    for path in (png, sidecar):
+        assert re.fullmatch(r"[A-Za-z0-9_.-]+", path.name) and not path.name.startswith(".")
+        assert len(path.name) <= 2 * MAX_NAME + len("-.json")
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file() and "emotions" not in
+                     p.relative_to(tmp_path).parts)
+    assert written == sorted(f"out/{p.name}" for p in (png, sidecar))
+
+
+def test_a_character_file_with_a_hostile_name_saves_inside_the_output_folder(panel, tmp_path):
+    hostile = tmp_path / "..\\..\\x.png"  # a legal file name on Linux, a path on Windows
+    hostile.write_bytes(Path(example_path("crypko_01")).read_bytes())
+    panel.load_character(hostile)
+    assert panel.character.name == "..\\..\\x"
+    png, _ = panel.save_image()
+    assert png.parent == tmp_path / "out" and png.name == "_.._x-neutral.png"
+
+
+@pytest.mark.parametrize("name", ["joy", "anger", "surprise", "admiration"])
+def test_the_browser_sending_back_rounded_values_keeps_the_preset(panel, name):
+    """JupyterLab's sliders round 0.699999988 to their 0.01 step and send it back: that is no edit."""
+    panel.preset.value = name
+    template = panel.templates.vector(name)
+    for slider in panel.sliders.values():
+        slider.value = round(slider.value, 2)  # what the browser echoes
+    assert panel.preset.value == name
+    assert np.array_equal(panel.pose, template)  # the exact template, not its rounded display
+    panel.sliders["mouth_aaa_index"].value = round(float(template[P.BY_KEY["mouth_aaa_index"].index]) + 0.2, 2) % 1
+    assert panel.preset.value == "[custom]"
+    panel.preset.value = name
+    panel.reset_button.click()
+    assert panel.preset.value == name and "reset to " + name in panel.status.value
+
+
+def test_a_wrong_size_upload_offers_the_fit_box(panel):
+    big = Image.open(example_path("crypko_01")).resize((600, 700))
+    data = io.BytesIO()
+    big.save(data, "PNG")
+    panel._guard(panel.load_character, data.getvalue())
+    assert "tick &#x27;scale to fit&#x27;" in panel.status.value and "fit=True" not in panel.status.value
+    panel.fit.value = True
+    panel.load_character(data.getvalue())
+    assert panel.character.rgba.shape == (512, 512, 4) and panel.source.value
+    panel.sliders["head_y_index"].value = 0.5
+    assert panel.status.value == ""  # the next edit clears the last message

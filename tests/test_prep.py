@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import io
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+from matplotlib.patches import Circle
 from PIL import Image
 from scipy import ndimage
 
@@ -13,6 +17,7 @@ from talkinghead_nb.character import example_path, load_character
 from talkinghead_nb.prep import (
     ERROR,
     PASS,
+    REPAIRS,
     WARNING,
     alignment_figure,
     backgrounds_figure,
@@ -21,10 +26,22 @@ from talkinghead_nb.prep import (
     edge_figure,
     fit_to_template,
     remove_specks,
+    repair_figure,
     save_new,
+    specks_figure,
 )
-from talkinghead_nb.prep.analysis import BLEED_WARNING, OPAQUE, alpha_shares, edge_bleed, register, speck_mask
-from talkinghead_nb.prep.checks import SEE_THROUGH_SHARE, template_alpha
+from talkinghead_nb.prep.analysis import (
+    BLEED_WARNING,
+    OPAQUE,
+    Speck,
+    alpha_shares,
+    edge_bleed,
+    register,
+    speck_mask,
+    specks,
+    template_alpha,
+)
+from talkinghead_nb.prep.checks import SEE_THROUGH_SHARE
 
 EXAMPLES = ["lambda_00", "lambda_01"] + [f"crypko_0{i}" for i in range(8)]
 
@@ -102,6 +119,8 @@ def test_specks_hidden_colour_and_see_through_bodies_are_warnings():
     report = check_character(png(rgba))
     assert levels(report)["specks"] == WARNING and "stray speck" in str(report)
     assert speck_mask(rgba)[5:9, 5:9].all()
+    assert Speck(5, 5, 4, 4, 16, 255) in specks(rgba) and specks(rgba)[0].pixels >= specks(rgba)[-1].pixels
+    assert "fix: prep.remove_specks(image), or erase them in an image editor" in str(report)
     assert levels(report)["hidden"] == WARNING
     cleaned = np.array(remove_specks(Image.fromarray(rgba)))
     kept = ~speck_mask(rgba)
@@ -145,6 +164,8 @@ def test_misaligned_character_is_reported_and_fit_to_template_places_it():
     shifted = np.roll(rgba, (40, -30), axis=(0, 1))
     report = check_character(png(shifted))
     assert levels(report)["alignment"] == WARNING
+    alignment = next(f for f in report.findings if f.check == "alignment")
+    assert "the face crop is rows 32–224, columns 160–352" in alignment.message
     assert (report.registration.dx, report.registration.dy) == (pytest.approx(30, abs=3), pytest.approx(-40, abs=3))
     # A 600×900 canvas with the character smaller and off-centre, as a Stable Diffusion render might be.
     canvas = Image.new("RGBA", (600, 900))
@@ -165,6 +186,8 @@ def test_repairs_never_overwrite(tmp_path):
     target = save_new(Image.open(source), tmp_path / "out.png", source=source)
     with pytest.raises(FileExistsError, match="exists"):
         save_new(Image.open(source), target)
+    with pytest.raises(ValueError, match="a repaired character is a PNG"):
+        save_new(Image.open(source), tmp_path / "out.jpg")
     assert load_character(target).name == "out"
 
 
@@ -176,3 +199,84 @@ def test_inspection_plots_return_figures_with_content():
         assert len(figure.axes) >= 1
     assert "white rim" in edge_figure(rim).axes[0].get_title()
     assert len(backgrounds_figure(rim).axes) == 3 + 3 * 3  # three backgrounds, three insets each
+
+
+def test_character_and_template_are_example_names_or_paths(tmp_path):
+    copy = tmp_path / "my_template.png"
+    copy.write_bytes(example_path("lambda_01").read_bytes())
+    assert np.array_equal(template_alpha("lambda_01"), template_alpha(copy))
+    assert not np.array_equal(template_alpha("lambda_01"), template_alpha())
+    assert np.array_equal(check_character("lambda_01").rgba, rgba_of("lambda_01"))
+    assert "no example character 'lambda_99'" in check_character("lambda_99").findings[0].message
+
+
+def test_character_prep_needs_no_engine():
+    """The crop boxes live in a ground-floor module; the checks and figures load neither the networks nor pyplot."""
+    script = ("import sys, talkinghead_nb.layout; assert 'torch' not in sys.modules; "
+              "from talkinghead_nb import prep; prep.specks_figure(prep.check_character('lambda_01').rgba); "
+              "assert 'matplotlib.pyplot' not in sys.modules, 'figures must not touch pyplot'; "
+              "print(sorted(m for m in sys.modules if m.startswith('talkinghead_nb.eng')))")
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_report_and_alignment_figure_label_their_numbers_alike():
+    """The check moves the character only; the fit also scales it: the figure shows both, each named."""
+    report = check_character(example_path("lambda_01"))
+    position = report.registration
+    assert position.scale == 1.0
+    finding = next(f for f in report.findings if f.check == "alignment")
+    assert finding.message == f"best overlay on the template without scaling: {position.describe()}"
+    left, right = alignment_figure(report.rgba).axes
+    assert "the check (no scaling)" in left.get_title() and position.describe() in left.get_title()
+    fitted = register(report.rgba[..., 3], template_alpha())
+    assert fitted.scale != 1.0 and "fit_to_template" in right.get_title()
+    assert fitted.describe() in right.get_title() and fitted.describe().startswith(f"scale {fitted.scale:.2f}, ")
+
+
+@pytest.mark.parametrize(("matte", "verdict"), [(None, "no rim"), (255, "a white rim"), (0, "a black rim")])
+def test_edge_figure_titles_agree_with_the_verdict(matte, verdict):
+    rgba = rgba_of("lambda_01") if matte is None else with_matte_rim(rgba_of("lambda_01"), matte)
+    axes = edge_figure(rgba).axes
+    heat, scatter = axes[0], axes[-1]
+    score = edge_bleed(rgba).score
+    assert heat.get_title() == f"edge bleed: score {score:.2f}, {verdict}"
+    assert scatter.get_title().endswith(f"\nverdict (bleed score {score:.2f}): {verdict}")
+
+
+def _circles(axes) -> int:
+    return sum(isinstance(patch, Circle) for patch in axes.patches)
+
+
+def test_specks_figure_marks_every_speck():
+    found = specks(rgba_of("lambda_01"))
+    figure = specks_figure(rgba_of("lambda_01"))
+    assert [_circles(ax) for ax in figure.axes] == [len(found)] * 2 == [12, 12]
+    assert figure._suptitle.get_text().startswith(f"12 stray speck(s), circled: {sum(s.pixels for s in found)} px")
+    clean = specks_figure(rgba_of("lambda_00"))
+    assert [_circles(ax) for ax in clean.axes] == [0, 0] and clean._suptitle.get_text().startswith("no stray specks")
+
+
+def test_repair_figure_shows_before_after_and_the_changes():
+    rim = with_matte_rim(rgba_of("crypko_01"), 255)
+    repaired = decontaminate_edges(Image.fromarray(rim))
+    figure = repair_figure(rim, repaired, title="decontaminate_edges", insets=2)
+    changed = int((rim != np.asarray(repaired)).any(axis=-1).sum())
+    assert figure._suptitle.get_text() == f"decontaminate_edges: {changed} pixels changed, over dark"
+    assert {"before", "after", "changed pixels (yellow)"} <= {ax.get_title() for ax in figure.axes}
+    assert len(figure.axes) == 3 * 3 and Image.open(io.BytesIO(figure._repr_png_())).size[0] > 300
+    tall = Image.fromarray(rgba_of("crypko_01")).resize((512, 768))
+    fitted = repair_figure(tall, fit_to_template(tall), title="fit")
+    assert len(fitted.axes) == 2 and fitted._suptitle.get_text() == "fit: 512×768 → 512×512"
+
+
+def test_report_text_names_repairs_as_the_caller_writes_them():
+    report = check_character(png(with_matte_rim(rgba_of("crypko_01"), 255)))
+    assert list(REPAIRS) == ["fit", "specks", "hidden", "edges"]
+    assert "fix: prep.decontaminate_edges(image), or erase the rim by hand" in str(report)
+    text = report.text(lambda repair: f"talkinghead-nb repair in.png out.png --{repair}")
+    assert "fix: talkinghead-nb repair in.png out.png --edges, or erase the rim by hand" in text
+    assert "prep." not in text and "`" not in text
+    html = report._repr_html_()
+    cells = re.findall(r"<(td|th) style='([^']*)'", html)
+    assert len(cells) == 4 * (1 + len(report.findings)) and all(s.startswith("text-align:left") for _, s in cells)

@@ -8,7 +8,15 @@ import pytest
 import torch
 
 from talkinghead_nb.engine import Poser
-from talkinghead_nb.weights import NETWORKS, WeightsError, WeightsStore, embedded_folder
+from talkinghead_nb.weights import (
+    HF_REPO,
+    HF_REVISION,
+    NETWORKS,
+    STAGING,
+    WeightsError,
+    WeightsStore,
+    embedded_folder,
+)
 
 
 def _copy_embedded(folder):
@@ -91,8 +99,8 @@ def test_download_fetches_only_the_five_files_of_the_variant(tmp_path, fake_hub,
     (models / "separable_half" / "editor.pt").write_bytes((embedded_folder() / "editor.pt").read_bytes())
     resolved, state_dicts = store.load("separable_half")  # partial folder → the four missing files are fetched
     assert resolved.source == "download"
-    fetched = sorted(path.split("/resolve/main/")[1] for method, path in fake_hub.requests
-                     if method == "GET" and "/resolve/main/" in path)
+    fetched = sorted(path.split(f"/resolve/{HF_REVISION}/")[1] for method, path in fake_hub.requests
+                     if method == "GET" and f"/resolve/{HF_REVISION}/" in path)
     assert fetched == sorted(f"separable_half/{n}.pt" for n in NETWORKS if n != "editor")
     assert sorted(p.name for p in (models / "separable_half").glob("*.pt")) == sorted(f"{n}.pt" for n in NETWORKS)
     assert not (models / "standard_float").exists()
@@ -124,3 +132,43 @@ def test_corrupt_downloaded_file_is_fetched_again(tmp_path, fake_hub, monkeypatc
     assert torch.equal(state_dicts["face_morpher"]["body.downsample_blocks.0.0.weight"],
                        torch.load(embedded_folder() / "face_morpher.pt", weights_only=True)
                        ["body.downsample_blocks.0.0.weight"])
+    assert not list((tmp_path / "models" / STAGING).rglob("*.pt")), "the verified download was moved into place"
+
+
+def _corrupt_local_copy(models, network: str = "face_morpher"):
+    folder = _copy_embedded(models / "separable_float")
+    (folder / f"{network}.pt").write_bytes(b"garbage")
+    return folder / f"{network}.pt"
+
+
+@pytest.mark.parametrize("hub_fault", ["file missing from the hub", "connection drops", "file fails its check"])
+def test_corrupt_file_stays_until_a_verified_copy_replaces_it(tmp_path, fake_hub, monkeypatch, hub_fault):
+    _publish(fake_hub, "separable_float", embedded_folder())
+    if hub_fault == "file missing from the hub":
+        del fake_hub.files["separable_float/face_morpher.pt"]
+    elif hub_fault == "connection drops":
+        fake_hub.truncate_next_gets = 10**6
+    else:
+        fake_hub.files["separable_float/face_morpher.pt"] = b"also garbage, but other garbage"
+    monkeypatch.setenv("HF_ENDPOINT", fake_hub.url)
+    corrupt = _corrupt_local_copy(tmp_path / "models")
+    with pytest.raises(WeightsError) as e:
+        WeightsStore(tmp_path / "models").load("separable_float")
+    message = str(e.value)
+    assert f"{corrupt} is corrupt" in message and "fetching a fresh copy of separable_float/face_morpher.pt" in message
+    assert "left as it was" in message
+    assert corrupt.read_bytes() == b"garbage", "the file in place is kept when no verified copy arrived"
+    assert not list((tmp_path / "models" / STAGING).rglob("*.pt")), "nothing unverified is left to be picked up"
+
+
+def test_downloads_ask_for_the_pinned_revision(tmp_path, fake_hub, monkeypatch):
+    assert WeightsStore(tmp_path).revision == HF_REVISION
+    assert WeightsStore(tmp_path, hf_repo="someone/else").revision == "main"
+    assert HF_REPO == fake_hub.repo
+    _publish(fake_hub, "standard_half", embedded_folder())  # the fake hub serves them at "main" only
+    monkeypatch.setenv("HF_ENDPOINT", fake_hub.url)
+    pinned = "89abcdef0123456789abcdef0123456789abcdef"
+    with pytest.raises(WeightsError, match=f"standard_half/eyebrow_decomposer.pt from {HF_REPO} .revision {pinned}"):
+        WeightsStore(tmp_path / "models", revision=pinned).resolve("standard_half")
+    paths = [path for _, path in fake_hub.requests]
+    assert paths and all(f"/{HF_REPO}/resolve/{pinned}/standard_half/" in path for path in paths), paths

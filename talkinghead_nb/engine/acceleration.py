@@ -32,9 +32,16 @@ def retain_freed_memory(pad_bytes: int = HEAP_PAD_BYTES) -> bool:
     A THA3 frame allocates and frees activations of tens of MB; by default glibc serves those with fresh ``mmap``
     calls whose pages the kernel must zero again on every frame. Threads other than the main one get heaps of at most
     64 MiB, too small for these, so a single heap (arena) is used: renders from a background thread (the live server)
-    then run as fast as from the main thread (measured: 1267 → 576 ms a frame). Process-wide, idempotent, a no-op
-    (returning False) where the C library is not glibc. The cost: up to ``pad_bytes`` of freed memory stays with the
-    process, and threads share one allocator lock.
+    then run as fast as from the main thread.
+
+    What it gives and costs, measured with ``bench/allocator.py`` (separable_float, 2-core CPU, frames rendered from
+    a background thread, each case a fresh process; ``bench/results/allocator-*.txt``): 1.7× the frames/s (0.75–0.81
+    → 1.25–1.45); resident memory after rendering 0.9–1.3 GiB instead of 0.73 GiB, so 0.2–0.6 GiB more stays with the
+    process for its lifetime (at most ``pad_bytes``), while the peak is no higher; and all threads share one
+    allocator lock.
+
+    Process-wide and irreversible, so it is the application's choice (the command line makes it, ``--no-tune-allocator``
+    declines; a ``Poser`` never does). Idempotent; a no-op (returning False) where the C library is not glibc.
     """
     global _heap_tuned
     with _heap_lock:

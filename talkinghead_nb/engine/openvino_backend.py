@@ -50,15 +50,21 @@ class _TupleOutputs(nn.Module):
         return tuple(outputs[name] for name in self.names)
 
 
+def import_openvino(backend: str):
+    """The ``openvino`` module, or a RuntimeError that says how to install it."""
+    try:
+        import openvino
+    except ImportError:
+        raise RuntimeError(f"backend={backend!r} needs the openvino package: pip install openvino") from None
+    return openvino
+
+
 class OpenVinoNetwork(nn.Module):
     """A per-frame network compiled by OpenVINO for the CPU; called like the torch module, returns the same dict."""
 
     def __init__(self, name: str, network: nn.Module, backend: str):
         super().__init__()
-        try:
-            import openvino as ov
-        except ImportError:
-            raise RuntimeError("backend='openvino' needs the openvino package: pip install openvino") from None
+        ov = import_openvino(backend)
         generator = torch.Generator().manual_seed(0)
         example = tuple(torch.rand(shape, generator=generator) for shape in EXAMPLE_SHAPES[name])
         with torch.no_grad():

@@ -17,8 +17,9 @@ from torch.nn import functional as F
 from .. import pose as P
 from ..character import Character
 from ..imaging import tensor_to_rgba, to_pil
-from ..weights import NETWORKS, ResolvedWeights, WeightsError, WeightsStore
-from .acceleration import CompiledOrEager, CudaGraphFrame, retain_freed_memory
+from ..layout import EYEBROW_BOX, FACE_BOX, Box
+from ..weights import NETWORKS, ResolvedWeights, WeightsError, WeightsStore, check_variant
+from .acceleration import CompiledOrEager, CudaGraphFrame
 from .networks import Editor, EyebrowDecomposer, EyebrowMorphingCombiner, FaceBodyRotator, FaceMorpher
 
 _NETWORK_CLASSES = {
@@ -28,9 +29,6 @@ _NETWORK_CLASSES = {
     "two_algo_face_body_rotator": FaceBodyRotator,
     "editor": Editor,
 }
-# Crops of the 512×512 character that the networks work on: (top, left, size).
-EYEBROW_BOX = (64, 192, 128)
-FACE_BOX = (32, 160, 192)
 # The networks that run on every frame (the decomposer runs once per character).
 PER_FRAME_NETWORKS = ("eyebrow_morphing_combiner", "face_morpher", "two_algo_face_body_rotator", "editor")
 # Where the eyebrow crop sits inside the face crop.
@@ -60,25 +58,55 @@ STAGE_OUTPUTS: dict[str, str] = {
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {str(device)!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    device = resolved
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was asked for, but this PyTorch build sees no CUDA GPU: use device='cpu', "
                            "or install a CUDA build of torch (see the README)")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"no GPU {device}: this machine has {torch.cuda.device_count()} (cuda:0 … "
+                         f"cuda:{torch.cuda.device_count() - 1})")
     return device
 
 
 def resolve_variant(variant: str, device: torch.device) -> str:
     if variant == "auto":
         return "separable_half" if device.type == "cuda" else "separable_float"
-    return variant
+    return check_variant(variant)
 
 
-def _crop(image: Tensor, box: tuple[int, int, int]) -> Tensor:
+def check_options(device: torch.device, *, backend: str, compile: bool, cuda_graphs: bool,
+                  character_cache_size: int) -> None:
+    """Refuse a combination of ``Poser`` options that cannot work, before any weights are read."""
+    if backend not in Poser.BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of: {', '.join(Poser.BACKENDS)}")
+    if backend != "torch" and device.type != "cpu":
+        raise ValueError(f"backend={backend!r} runs on the CPU only: use device='cpu', or backend='torch' on {device}")
+    if backend != "torch" and compile:
+        raise ValueError(f"backend={backend!r} compiles the networks itself: drop compile=True, or use "
+                         "backend='torch' to compile with torch.compile")
+    if backend != "torch":
+        from .openvino_backend import import_openvino
+        import_openvino(backend)
+    if cuda_graphs and device.type != "cuda":
+        raise ValueError(f"cuda_graphs=True needs a CUDA device, not {device}: leave cuda_graphs at None (the "
+                         "default picks it on CUDA), or pass device='cuda'")
+    if character_cache_size < 1:
+        raise ValueError(f"character_cache_size={character_cache_size}: at least 1 is needed (the character being "
+                         "rendered is cached)")
+
+
+def _crop(image: Tensor, box: Box) -> Tensor:
     top, left, size = box
     return image[:, :, top:top + size, left:left + size]
 
 
-def _paste(base: Tensor, patch: Tensor, box: tuple[int, int, int], n: int) -> Tensor:
+def _paste(base: Tensor, patch: Tensor, box: Box, n: int) -> Tensor:
     out = base.expand(n, -1, -1, -1).clone()
     _crop(out, box).copy_(patch)
     return out
@@ -98,11 +126,14 @@ class Poser:
     - ``cuda_graphs`` (default on for CUDA): batch-1 frames replay a captured CUDA graph per character.
     - ``compile`` (default off): ``torch.compile`` the per-frame networks; about 1.8× faster on the CPU here, but the
       first frame takes 10–90 s (seconds once the compiler cache on disk is warm). Falls back to eager on failure.
-    - ``tune_allocator`` (default on for the CPU): :func:`retain_freed_memory`, process-wide.
 
     ``backend`` (CPU only): ``torch`` (default), ``openvino`` (float32 but other kernels: max |Δ| up to ~1e-2,
     PSNR ≈ 99 dB) or ``openvino-bf16`` (bf16 in the rotator and editor, where the CPU has bf16 units: PSNR ≈ 59 dB);
     both approximate, both need the ``openvino`` package.
+
+    Options that cannot work together raise ``ValueError`` (an unknown variant ``WeightsError``) before any weights are
+    read. The CPU allocator setting that makes frames about 1.7× faster here (:func:`.acceleration.retain_freed_memory`)
+    is process-wide, so it is the application's choice: the command line makes it, a Poser does not.
     """
 
     BACKENDS = ("torch", "openvino", "openvino-bf16")
@@ -110,13 +141,14 @@ class Poser:
     def __init__(self, variant: str = "auto", device: str | torch.device = "auto", *,
                  weights_folder: str | os.PathLike | None = None, store: WeightsStore | None = None,
                  character_cache_size: int = 8, stage_cache: bool = True, cuda_graphs: bool | None = None,
-                 compile: bool = False, tune_allocator: bool = True, backend: str = "torch"):
+                 compile: bool = False, backend: str = "torch"):
         self.device = resolve_device(device)
         self.variant = resolve_variant(variant, self.device)
+        self.cuda_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
+        check_options(self.device, backend=backend, compile=compile, cuda_graphs=self.cuda_graphs,
+                      character_cache_size=character_cache_size)
         half = self.variant.endswith("_half") and self.device.type == "cuda"
         self.dtype = torch.float16 if half else torch.float32
-        if tune_allocator and self.device.type == "cpu":
-            retain_freed_memory()
         self.weights: ResolvedWeights
         self.weights, state_dicts = (store or WeightsStore()).load(self.variant, weights_folder)
         separable = self.variant.startswith("separable")
@@ -130,10 +162,6 @@ class Poser:
                                    f"is it a file of another variant? ({str(e).splitlines()[0]})") from None
             self.networks[name] = network
         self.networks.to(device=self.device, dtype=self.dtype).eval().requires_grad_(False)
-        if backend not in self.BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; choose one of: {', '.join(self.BACKENDS)}")
-        if backend != "torch" and (self.device.type != "cpu" or compile):
-            raise ValueError(f"backend={backend!r} runs on the CPU only, and without compile=True")
         self.backend = backend
         if backend != "torch":
             from .openvino_backend import OpenVinoNetwork
@@ -144,9 +172,6 @@ class Poser:
             for name in PER_FRAME_NETWORKS:
                 self.networks[name] = CompiledOrEager(self.networks[name], dynamic=False)
         self.stage_cache = stage_cache
-        self.cuda_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
-        if self.cuda_graphs and self.device.type != "cuda":
-            raise ValueError("cuda_graphs=True needs device='cuda'")
         self._cache_size = character_cache_size
         self._characters: OrderedDict[str, tuple[Tensor, dict[str, Tensor]]] = OrderedDict()
         self._graphs: OrderedDict[str, CudaGraphFrame] = OrderedDict()

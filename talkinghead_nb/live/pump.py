@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..encoding import DEFAULT_FORMAT, ENCODERS, check_format
 from .animator import Animator
-from .encoding import DEFAULT_FORMAT, ENCODERS, check_format
 
 _EMA = 0.2  # weight of the newest sample in the running means of the stats
 
@@ -117,6 +117,8 @@ class FramePump:
         self._closed = False
         self._thread: threading.Thread | None = None
         self.frames_rendered = 0
+        self.restarts = 0  # times the render thread died and was started again
+        self._rendered_at: collections.deque[float] = collections.deque(maxlen=32)
         self.render_ms = 0.0
         self.encode_ms: dict[str, float] = {}
         self.error: str | None = None
@@ -129,11 +131,14 @@ class FramePump:
             if self._closed:
                 raise RuntimeError("this frame pump is closed")
             self._viewers.append(viewer)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-                self._thread.start()
+            self._ensure_thread()
             self._cond.notify_all()
         return viewer
+
+    @property
+    def viewer_count(self) -> int:
+        with self._cond:
+            return len(self._viewers)
 
     def _leave(self, viewer: Viewer) -> None:
         with self._cond:
@@ -144,6 +149,7 @@ class FramePump:
     def _take(self, viewer: Viewer, timeout: float) -> Frame | None:
         deadline = time.monotonic() + timeout
         with self._cond:
+            self._ensure_thread()
             while self._latest is None and not self._closed:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -203,6 +209,22 @@ class FramePump:
     def closed(self) -> bool:
         return self._closed
 
+    def frame_ready(self) -> bool:
+        """Whether a viewer can take a frame without waiting (and, while viewers wait, a render thread that died is
+        started again)."""
+        with self._cond:
+            self._ensure_thread()
+            return self._latest is not None
+
+    @property
+    def render_fps(self) -> float:
+        """New frames per second over the last (up to) 32 renders and the time since; 0 when none lately."""
+        with self._cond:
+            times = list(self._rendered_at)
+        if len(times) < 2:
+            return 0.0
+        return (len(times) - 1) / max(1e-9, time.monotonic() - times[0])
+
     def stats(self) -> dict:
         with self._cond:
             viewers = list(self._viewers)
@@ -210,8 +232,11 @@ class FramePump:
             "viewers": len(viewers),
             "paused": self._paused,
             "frames_rendered": self.frames_rendered,
+            "render_thread_alive": self._thread is not None and self._thread.is_alive(),
+            "render_thread_restarts": self.restarts,
             "frames_sent": sum(v.sent for v in viewers),
             "render_ms": round(self.render_ms, 1),
+            "render_fps": round(self.render_fps, 1),
             "encode_ms": {k: round(v, 2) for k, v in self.encode_ms.items()},
             "output_fps": [round(v.fps, 1) for v in viewers],
             "target_fps": self.animator.settings.target_fps,
@@ -227,32 +252,56 @@ class FramePump:
             return True
         return not self._paused and self._taken >= self._latest.number
 
+    def _ensure_thread(self) -> None:
+        """Start the render thread if viewers wait and it is not running (first viewer, or it died). Call with
+        ``self._cond`` held."""
+        if self._closed or (self._thread is not None and self._thread.is_alive()):
+            return
+        if self._thread is not None:
+            self.restarts += 1
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
     def _run(self) -> None:
+        try:
+            self._render_loop()
+        except BaseException as e:  # noqa: BLE001 — reported in stats; the next viewer request restarts the thread
+            self.error = f"the render thread stopped ({type(e).__name__}: {e}); restarting it"
+            with self._cond:
+                self._cond.notify_all()
+
+    def _render_loop(self) -> None:
         last_start = -float("inf")
         while True:
             with self._cond:
                 while not self._closed and not self._wanted():
                     self._cond.wait()
+                # No faster than viewers are served: a frame nobody will see is wasted work. The wait ends early
+                # when the pump closes.
+                while not self._closed:
+                    wait = last_start + 1.0 / self.animator.settings.target_fps - time.monotonic()
+                    if wait <= 0:
+                        break
+                    self._cond.wait(wait)
                 if self._closed:
                     return
                 self._refresh = False
-            # No faster than viewers are served: a frame nobody will see is wasted work.
-            wait = last_start + 1.0 / self.animator.settings.target_fps - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
             last_start = time.monotonic()
             try:
                 rgba = self.render(self.animator.pose(self.clock()))
-                self.render_ms = (time.monotonic() - last_start) * 1e3 if self.frames_rendered == 0 else \
-                    (1 - _EMA) * self.render_ms + _EMA * (time.monotonic() - last_start) * 1e3
+                seconds = time.monotonic() - last_start
+                self.render_ms = seconds * 1e3 if self.frames_rendered == 0 else \
+                    (1 - _EMA) * self.render_ms + _EMA * seconds * 1e3
                 frame = Frame(self.frames_rendered, rgba)
                 self._encoded(frame, DEFAULT_FORMAT)
                 self.error = None
             except Exception as e:  # noqa: BLE001 — keep the thread and the last good frame; report
                 self.error = f"{type(e).__name__}: {e}"
-                time.sleep(0.5)
+                with self._cond:
+                    self._cond.wait(0.5)
                 continue
             with self._cond:
                 self.frames_rendered += 1
+                self._rendered_at.append(time.monotonic())
                 self._latest = frame
                 self._cond.notify_all()

@@ -9,13 +9,26 @@ from typing import Any
 from ..character import Character
 from ..emotions import EmotionLibrary, EmotionTemplates, parse_templates
 from ..engine import Poser
+from ..messages import name_list, short_repr
+from ..speech import Track
 from .animator import Animator
 from .pump import FramePump, Viewer
 from .settings import AnimatorSettings
 
+MAX_SPEECH_DELAY = 10.0  # seconds a client may ask the mouth to wait for its audio
+
 
 class CommandError(ValueError):
     """A command that cannot be carried out as given; nothing was changed. The message says what to send instead."""
+
+
+class SessionNotFound(LookupError):
+    """No live session has that id."""
+
+
+def _summary(problems: list[str], limit: int = 5) -> str:
+    more = f"; … and {len(problems) - limit} more problems" if len(problems) > limit else ""
+    return "; ".join(problems[:limit]) + more
 
 
 class LiveSession:
@@ -60,10 +73,24 @@ class LiveSession:
     def resume(self) -> None:
         self.pump.resume()
 
+    reload = resume  # the name of the established API's route: resume after unload, character kept
+
     def set_emotion(self, name: str) -> None:
         if name not in self.animator.templates.poses:
-            raise CommandError(f"unknown emotion {name!r}; known: {', '.join(self.animator.templates.names)}")
+            raise CommandError(f"unknown emotion {short_repr(name)}; known: {name_list(self.animator.templates.names)}"
+                               " (GET /api/classify/labels lists them all)")
         self.animator.set_emotion(name, time.monotonic())
+
+    def speak(self, track: Track, delay: float = 0.0) -> float:
+        """Let the mouth follow ``track`` from ``delay`` seconds from now (a client's audio latency) on; returns the
+        track's length in seconds. Replaces any speech under way."""
+        if not 0 <= delay <= MAX_SPEECH_DELAY:
+            raise CommandError(f"delay must be between 0 and {MAX_SPEECH_DELAY} seconds, got {short_repr(delay)}")
+        self.animator.speak(track, time.monotonic() + delay)
+        return track.duration
+
+    def stop_speaking(self) -> None:
+        self.animator.stop_speaking()
 
     def start_talking(self) -> None:
         self.animator.start_talking()
@@ -77,7 +104,7 @@ class LiveSession:
         if data != {}:
             poses, problems = parse_templates(data, "the request")
             if problems:
-                raise CommandError("emotion templates not loaded: " + "; ".join(problems))
+                raise CommandError("emotion templates not loaded: " + _summary(problems))
             templates = EmotionTemplates({**templates.poses, **poses},
                                          {**templates.sources, **dict.fromkeys(poses, "request")})
         self.animator.set_templates(templates, time.monotonic())
@@ -87,13 +114,14 @@ class LiveSession:
         """``{}`` restores the defaults this session started with; otherwise the given settings apply, all or none."""
         settings, problems = self.default_settings.merged(data, "the request")
         if problems:
-            raise CommandError("animator settings not loaded: " + "; ".join(problems))
+            raise CommandError("animator settings not loaded: " + _summary(problems))
         self.animator.set_settings(settings)
         return settings
 
     def stats(self) -> dict:
         return {"id": self.id, "character": self._character.name, "emotion": self.animator.emotion,
-                "talking": self.animator.talking, **self.pump.stats()}
+                "talking": self.animator.talking, "speaking": self.animator.speaking(time.monotonic()),
+                **self.pump.stats()}
 
     def close(self) -> None:
         self.pump.close()

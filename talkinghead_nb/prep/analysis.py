@@ -1,16 +1,20 @@
 """Measurements on a character's RGBA pixels: alpha shares, detached specks, hidden colour, the edge band and its
 colour deviation (background bleed), and registration against a template silhouette.
 
-Everything takes ``(H, W, 4) uint8`` arrays and returns plain numbers or arrays, so that checks, fixes and plots share
-one definition of each measure.
+Everything takes ``(H, W, 4) uint8`` arrays (and the template's alpha, from :func:`template_alpha`) and returns plain
+numbers or arrays, so that checks, fixes and plots share one definition of each measure.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
+
+from ..character import find_character
 
 OPAQUE = 250            # alpha from which a pixel counts as opaque (some painted cut-outs never reach 255)
 OUTER_RING = 1          # px: the outermost ring of the silhouette, where background bleed shows
@@ -40,14 +44,41 @@ def components(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return labels, np.bincount(labels.ravel(), minlength=count + 1)
 
 
+def _speck_labels(labels: np.ndarray, sizes: np.ndarray, max_fraction: float) -> np.ndarray:
+    """Labels of the parts smaller than ``max_fraction`` of the largest one."""
+    if len(sizes) <= 2:
+        return np.zeros(0, int)
+    small = np.flatnonzero(sizes < max_fraction * sizes[1:].max())
+    return small[small > 0]
+
+
 def speck_mask(rgba: np.ndarray, max_fraction: float = 0.01) -> np.ndarray:
     """Pixels of parts detached from the main silhouette and smaller than ``max_fraction`` of it."""
     labels, sizes = components(rgba)
-    if len(sizes) <= 2:
-        return np.zeros(labels.shape, bool)
-    main = sizes[1:].max()
-    small = np.flatnonzero(sizes < max_fraction * main)
-    return np.isin(labels, small[small > 0])
+    return np.isin(labels, _speck_labels(labels, sizes, max_fraction))
+
+
+@dataclass(frozen=True)
+class Speck:
+    """One stray speck: its bounding box (``top``, ``left``, ``height``, ``width``), pixel count and highest alpha."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+    pixels: int
+    max_alpha: int
+
+
+def specks(rgba: np.ndarray, max_fraction: float = 0.01) -> list[Speck]:
+    """The parts that :func:`speck_mask` marks, one by one, largest first."""
+    labels, sizes = components(rgba)
+    boxes, found = ndimage.find_objects(labels), []
+    for label in _speck_labels(labels, sizes, max_fraction):
+        rows, columns = boxes[label - 1]
+        found.append(Speck(rows.start, columns.start, rows.stop - rows.start, columns.stop - columns.start,
+                           int(sizes[label]), int(rgba[rows, columns, 3][labels[rows, columns] == label].max())))
+    return sorted(found, key=lambda s: -s.pixels)
 
 
 def hidden_colour_share(rgba: np.ndarray) -> float:
@@ -123,9 +154,10 @@ def edge_bleed(rgba: np.ndarray) -> EdgeBleed:
 
 
 def worst_windows(deviation: np.ndarray, count: int = 3, size: int = 48) -> list[tuple[int, int]]:
-    """Top-left corners of the ``count`` non-overlapping ``size``² windows with the most edge deviation."""
+    """Top-left corners of ``count`` non-overlapping ``size``² windows centred where ``deviation`` (any map ≥ 0)
+    is densest."""
     values = np.nan_to_num(deviation)
-    total = ndimage.uniform_filter(values, size, mode="constant")
+    total = ndimage.gaussian_filter(values, size / 4, mode="constant")  # peaks at the centre of a cluster
     corners: list[tuple[int, int]] = []
     height, width = values.shape
     for _ in range(count):
@@ -148,6 +180,11 @@ class Registration:
     dy: int
     overlap: float
 
+    def describe(self) -> str:
+        """The numbers in words, as the report and the figures print them (the scale only when there is one)."""
+        scale = f"scale {self.scale:.2f}, " if self.scale != 1.0 else ""
+        return f"{scale}shift ({self.dx:+d}, {self.dy:+d}) px → head-and-shoulders overlap {self.overlap:.0%}"
+
 
 HEAD_ROWS = 260  # the template's head and shoulders: where alignment matters to THA3
 MAX_SHIFT = 200
@@ -162,7 +199,20 @@ def _scaled(mask: np.ndarray, scale: float) -> np.ndarray:
     return ndimage.affine_transform(mask, np.full(2, 1 / scale), offset=centre - centre / scale, order=1)
 
 
-SCALES = tuple(np.round(np.linspace(0.6, 1.6, 21), 2))
+SCALES = tuple(np.round(np.linspace(0.6, 1.6, 21), 2))  # what fit_to_template searches
+POSITION_ONLY = (1.0,)  # what the alignment check searches: characters differ in build; THA3 cares where the head is
+DEFAULT_TEMPLATE = "lambda_00"
+
+
+def template_alpha(template: str | os.PathLike = DEFAULT_TEMPLATE) -> np.ndarray:
+    """The alpha of the alignment template (by default the example character lambda_00, a canonical THA3 pose)."""
+    return np.asarray(Image.open(find_character(template)).convert("RGBA"))[..., 3]
+
+
+def placed(alpha: np.ndarray, registration: Registration) -> np.ndarray:
+    """The silhouette (alpha > 127) moved as ``registration`` says: scaled about the canvas centre, then shifted."""
+    mask = _scaled((alpha > 127).astype(np.float64), registration.scale)
+    return ndimage.shift(mask, (registration.dy, registration.dx), order=0) > 0.5
 
 
 def register(alpha: np.ndarray, template_alpha: np.ndarray, scales: tuple[float, ...] = SCALES) -> Registration:

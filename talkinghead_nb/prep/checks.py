@@ -1,31 +1,49 @@
 """One call reports on a candidate character image: every rule THA3 needs and every common flaw, each finding
-pass / warning / error with the fix in words."""
+pass / warning / error with the fix in words, and the repair that does it (as a Python call, or as the command line
+names it: :meth:`Report.text`)."""
 
 from __future__ import annotations
 
 import html
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
-from ..character import SIZE, CharacterError, example_path, open_image
+from ..character import SIZE, CharacterError, find_character, open_image
+from ..layout import FACE_BOX, describe
 from . import analysis as A
+from .analysis import DEFAULT_TEMPLATE, template_alpha
+from .fixes import REPAIRS
 
 PASS, WARNING, ERROR = "pass", "warning", "error"
 SEE_THROUGH_SHARE = 0.2   # semi-transparent share of the silhouette above which it looks see-through
 HIDDEN_COLOUR_SHARE = 0.01
 ALIGNMENT_PX = 16
-DEFAULT_TEMPLATE = "lambda_00"
+_LEFT = "text-align:left;vertical-align:top"
+
+
+def python_hint(repair: str) -> str:
+    """A repair (a name in ``REPAIRS``) as the Python call that does it."""
+    return f"prep.{REPAIRS[repair].__name__}(image)"
 
 
 @dataclass(frozen=True)
 class Finding:
+    """One check's outcome. ``fix``: what to do, in words; ``repair``: the name (in ``REPAIRS``) of the repair that
+    does it, if there is one."""
+
     check: str
     level: str
     message: str
     fix: str = ""
+    repair: str | None = None
+
+    def advice(self, hint: Callable[[str], str] = python_hint) -> str:
+        """The repair (as ``hint`` writes it) and the fix in words, or an empty string."""
+        return ", or ".join(part for part in (self.repair and hint(self.repair), self.fix) if part)
 
 
 @dataclass
@@ -48,39 +66,49 @@ class Report:
     def ok(self) -> bool:
         return not self.errors
 
-    def add(self, check: str, level: str, message: str, fix: str = "") -> None:
-        self.findings.append(Finding(check, level, message, fix))
+    def add(self, check: str, level: str, message: str, fix: str = "", repair: str | None = None) -> None:
+        self.findings.append(Finding(check, level, message, fix, repair))
 
-    def __str__(self) -> str:
-        lines = [f"{self.source}: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"]
+    @property
+    def summary(self) -> str:
+        return f"{self.source}: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"
+
+    def text(self, hint: Callable[[str], str] = python_hint) -> str:
+        """The report as aligned lines; ``hint`` writes a repair (the command line passes its own)."""
+        lines = [self.summary]
         for f in self.findings:
             lines.append(f"  {f.level.upper():7} {f.check:12} {f.message}")
-            if f.fix:
-                lines.append(f"  {'':7} {'':12} fix: {f.fix}")
+            if f.advice(hint):
+                lines.append(f"  {'':7} {'':12} fix: {f.advice(hint)}")
         return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.text()
 
     def _repr_html_(self) -> str:
         colours = {PASS: "#2e7d32", WARNING: "#b26a00", ERROR: "#c62828"}
-        rows = "".join(
-            f"<tr><td style='color:{colours[f.level]};font-weight:bold'>{f.level}</td><td>{html.escape(f.check)}</td>"
-            f"<td>{html.escape(f.message)}</td><td>{html.escape(f.fix)}</td></tr>" for f in self.findings)
-        return (f"<b>{html.escape(self.source)}</b>: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"
-                f"<table><tr><th>level</th><th>check</th><th>finding</th><th>fix</th></tr>{rows}</table>")
+        rows = "".join(_html_row("td", (f.level, f.check, f.message, f.advice()),
+                                 f"color:{colours[f.level]};font-weight:bold") for f in self.findings)
+        return (f"<b>{html.escape(self.summary)}</b><table>"
+                f"{_html_row('th', ('level', 'check', 'finding', 'fix'))}{rows}</table>")
 
 
-def template_alpha(template: str | os.PathLike = DEFAULT_TEMPLATE) -> np.ndarray:
-    """The alpha of the alignment template (by default the example character lambda_00, a canonical THA3 pose)."""
-    path = template if os.path.splitext(os.fspath(template))[1] else example_path(os.fspath(template))
-    return np.asarray(Image.open(path).convert("RGBA"))[..., 3]
+def _html_row(tag: str, texts: tuple[str, ...], first_style: str = "") -> str:
+    """A table row, every cell left-aligned (Jupyter right-aligns them by default); ``first_style`` for the first."""
+    styles = [";".join(filter(None, (_LEFT, first_style)))] + [_LEFT] * (len(texts) - 1)
+    return "<tr>" + "".join(f"<{tag} style='{style}'>{html.escape(text)}</{tag}>"
+                            for style, text in zip(styles, texts, strict=True)) + "</tr>"
 
 
 def check_character(source: str | os.PathLike | bytes | Image.Image, *,
                     template: str | os.PathLike = DEFAULT_TEMPLATE) -> Report:
-    """Everything worth knowing about ``source`` as a THA3 character. Never raises for a bad image: a file that
-    cannot be used gives error findings."""
+    """Everything worth knowing about ``source`` (a path, an example name, PNG bytes or a PIL image) as a THA3
+    character. Never raises for a bad image: a file that cannot be used gives error findings."""
     label = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "the image"
     report = Report(label)
     try:
+        if isinstance(source, (str, os.PathLike)):
+            source = find_character(source)
         image, label = open_image(source)
     except CharacterError as e:
         report.add("file", ERROR, str(e))
@@ -115,8 +143,7 @@ def _check_file(report: Report, image: Image.Image) -> None:
         report.add("size", PASS, f"{SIZE}×{SIZE}")
     else:
         report.add("size", ERROR, f"{width}×{height}; THA3 needs exactly {SIZE}×{SIZE}",
-                   "talkinghead_nb.prep.fit_to_template(image) scales and places it by head position "
-                   "(`talkinghead-nb repair IN OUT --fit`)")
+                   f"crop or scale it to {SIZE}×{SIZE} in an image editor", repair="fit")
 
 
 def _rgba(report: Report, image: Image.Image) -> np.ndarray | None:
@@ -159,14 +186,14 @@ def _check_alpha(report: Report, rgba: np.ndarray) -> bool:
 
 
 def _check_specks(report: Report, rgba: np.ndarray) -> None:
-    specks = A.speck_mask(rgba)
-    if not specks.any():
+    specks = A.specks(rgba)
+    if not specks:
         report.add("specks", PASS, "one connected silhouette (no stray specks)")
         return
-    _, count = np.unique(A.components(rgba)[0][specks], return_counts=True)
-    report.add("specks", WARNING, f"{len(count)} stray speck(s) away from the silhouette ({int(specks.sum())} px): "
-               "they float in place while the character moves", "talkinghead_nb.prep.remove_specks(image), or "
-               "erase them in an image editor")
+    pixels, alpha = sum(s.pixels for s in specks), max(s.max_alpha for s in specks)
+    report.add("specks", WARNING, f"{len(specks)} stray speck(s) away from the silhouette ({pixels} px, alpha up to "
+               f"{alpha}): they float in place while the character moves", "erase them in an image editor",
+               repair="specks")
 
 
 def _check_hidden_colour(report: Report, rgba: np.ndarray) -> None:
@@ -174,7 +201,7 @@ def _check_hidden_colour(report: Report, rgba: np.ndarray) -> None:
     if share > HIDDEN_COLOUR_SHARE:
         report.add("hidden", WARNING, f"{share:.0%} of the fully transparent pixels still carry colour (a "
                    "background under zero alpha); talkinghead-nb clears it on load, other tools may show it",
-                   "talkinghead_nb.prep.clear_hidden_colour(image)")
+                   repair="hidden")
     else:
         report.add("hidden", PASS, "no colour under zero alpha")
 
@@ -187,18 +214,15 @@ def _check_bleed(report: Report, rgba: np.ndarray) -> None:
         report.add("edges", PASS, f"{numbers}: no background rim on the silhouette")
     else:
         report.add("edges", WARNING, f"{numbers}: the outline has a {bleed.matte} rim (background bleed); it "
-                   "shows against other backgrounds", "talkinghead_nb.prep.decontaminate_edges(image), or erase "
-                   "the rim by hand; see plots.edge_figure for where")
+                   "shows against other backgrounds", "erase the rim by hand (the edge figure shows where)",
+                   repair="edges")
 
 
 def _check_alignment(report: Report, rgba: np.ndarray, template: str | os.PathLike) -> None:
-    # Position only: characters differ in build, and THA3 cares where the head is.
-    reg = report.registration = A.register(rgba[..., 3], template_alpha(template), scales=(1.0,))
-    text = f"best overlay on the template: shift ({reg.dx:+d}, {reg.dy:+d}) px, head-and-shoulders overlap " \
-           f"{reg.overlap:.0%}"
+    reg = report.registration = A.register(rgba[..., 3], template_alpha(template), scales=A.POSITION_ONLY)
+    text = f"best overlay on the template without scaling: {reg.describe()}"
     if abs(reg.dx) <= ALIGNMENT_PX and abs(reg.dy) <= ALIGNMENT_PX:
         report.add("alignment", PASS, text)
     else:
-        report.add("alignment", WARNING, f"{text}: the head is not where THA3 expects it (the face crop is rows "
-                   "32–224, columns 160–352)", "talkinghead_nb.prep.fit_to_template(image) moves and scales it "
-                   "(`talkinghead-nb repair IN OUT --fit`)")
+        report.add("alignment", WARNING, f"{text}: the head is not where THA3 expects it (the face crop is "
+                   f"{describe(FACE_BOX)})", "move it in an image editor", repair="fit")

@@ -1,10 +1,11 @@
 """Opt-in repairs of a character image. Each returns a new image; :func:`save_new` writes it to a new file and
-never overwrites the input."""
+never overwrites the input. ``REPAIRS`` names them (the names are the command line's ``repair`` flags)."""
 
 from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from PIL import Image
 from ..atomic import write_bytes
 from ..character import SIZE
 from . import analysis as A
-from .checks import DEFAULT_TEMPLATE, template_alpha
+from .analysis import DEFAULT_TEMPLATE, template_alpha
 
 
 def _rgba(image: Image.Image | np.ndarray) -> np.ndarray:
@@ -71,13 +72,26 @@ def decontaminate_edges(image: Image.Image, sigma: float = 1.5) -> Image.Image:
     return Image.fromarray(rgba, "RGBA")
 
 
-def save_new(image: Image.Image, path: str | os.PathLike, *, source: str | os.PathLike | None = None) -> Path:
-    """Write ``image`` as a PNG to ``path``, atomically; refuses an existing file (the input above all)."""
+# name → repair, in the order they are best applied (fit first: the others then work on the final canvas)
+REPAIRS: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "fit": fit_to_template, "specks": remove_specks, "hidden": clear_hidden_colour, "edges": decontaminate_edges}
+
+
+def check_new_path(path: str | os.PathLike, *, source: str | os.PathLike | None = None) -> Path:
+    """``path`` as a :class:`Path` if :func:`save_new` may write there: a new ``.png`` file, not the input."""
     path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"{path}: a repaired character is a PNG (it keeps the alpha channel); name it .png")
     if source is not None and path.resolve() == Path(source).resolve():
         raise FileExistsError(f"{path} is the input image: write the repaired one to a new file")
     if path.exists():
         raise FileExistsError(f"{path} exists: choose a new name (repairs never overwrite a file)")
+    return path
+
+
+def save_new(image: Image.Image, path: str | os.PathLike, *, source: str | os.PathLike | None = None) -> Path:
+    """Write ``image`` as a PNG to ``path``, atomically; refuses an existing file (the input above all)."""
+    path = check_new_path(path, source=source)
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return write_bytes(path, buffer.getvalue())

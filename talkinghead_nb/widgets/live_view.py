@@ -6,6 +6,7 @@ Widget updates from a thread need ipykernel ≥ 7.1 (7.0.0 dropped them).
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 import weakref
@@ -16,31 +17,61 @@ import ipywidgets as W
 from ..live.pump import ticks
 from ..live.session import LiveSession
 
+KEEPING_UP = 0.8  # rendering at less than this share of the view's rate counts as "cannot keep up"
+
 
 class LiveView:
-    """Shows ``session`` live. :meth:`start` (again) replaces the running loop; :meth:`close` stops the thread."""
+    """Shows ``session`` live. :meth:`start` (again) replaces the running loop; :meth:`stop` (or the view's stop
+    button) ends it and :meth:`close` also removes the widgets.
+
+    The image is shown at ``size`` pixels (default: the frame's 512) and shrinks with a narrower notebook, never
+    clipped. The stats line tells new frames per second apart from the view's rate: on a CPU the view may show
+    25 FPS while the engine renders one or two new frames a second, and then it says so, with the remedy.
+    """
 
     _active: ClassVar[weakref.WeakValueDictionary[str, LiveView]] = weakref.WeakValueDictionary()
 
-    def __init__(self, session: LiveSession, *, size: int = 384, fps: float | None = None):
+    def __init__(self, session: LiveSession, *, size: int = 512, fps: float | None = None):
         self.session = session
         self.fps = fps or session.animator.settings.target_fps
-        self.image = W.Image(format="png", width=size, height=size,
-                             layout=W.Layout(width=f"{size}px", height=f"{size}px", border="1px solid #ccc"))
+        self.image = W.Image(format="png", layout=W.Layout(width=f"{size}px", max_width="100%", height="auto",
+                                                            border="1px solid #ccc"))
         self.emotion = W.Dropdown(options=session.animator.templates.names, value=session.animator.emotion,
-                                  description="emotion")
-        self.talking = W.ToggleButton(value=session.animator.talking, description="talking", icon="comment")
-        self.paused = W.ToggleButton(value=session.pump.paused, description="pause", icon="pause")
+                                  description="emotion", layout=W.Layout(width="240px"))
+        self.talking = W.ToggleButton(value=session.animator.talking, icon="comment",
+                                      tooltip="start or stop the talking animation")
+        self.paused = W.ToggleButton(value=session.pump.paused, icon="pause",
+                                     tooltip="pause rendering (the view keeps the last frame)")
+        self.stop_button = W.Button(description="stop view", icon="stop", tooltip="stop this view's updates; "
+                                    "the server and other viewers go on (view.start() resumes)")
         self.rate = W.FloatSlider(value=self.fps, min=1, max=60, step=1, description="view FPS")
-        self.stats = W.Label()
+        self.stats = W.HTML()
         self.emotion.observe(lambda c: session.set_emotion(c["new"]), "value")
-        self.talking.observe(lambda c: session.start_talking() if c["new"] else session.stop_talking(), "value")
-        self.paused.observe(lambda c: session.unload() if c["new"] else session.resume(), "value")
+        self.talking.observe(self._on_talking, "value")
+        self.paused.observe(self._on_paused, "value")
+        self.stop_button.on_click(lambda _: self.stop())
         self.rate.observe(lambda c: setattr(self, "fps", c["new"]), "value")
-        self.widget = W.VBox([self.image, W.HBox([self.emotion, self.talking, self.paused]), self.rate, self.stats])
+        self._label_toggles()
+        self.widget = W.VBox([self.image, W.HBox([self.emotion, self.talking, self.paused, self.stop_button]),
+                              self.rate, self.stats])
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.frames_shown = 0
+
+    def _on_talking(self, change: dict) -> None:
+        self.session.start_talking() if change["new"] else self.session.stop_talking()
+        self._label_toggles()
+
+    def _on_paused(self, change: dict) -> None:
+        self.session.unload() if change["new"] else self.session.resume()
+        self._label_toggles()
+
+    def _label_toggles(self) -> None:
+        """The toggles say their state in words and colour, not only by a pressed look."""
+        self.talking.description = "talking: on" if self.talking.value else "talking: off"
+        self.talking.button_style = "success" if self.talking.value else ""
+        self.paused.description = "paused" if self.paused.value else "pause"
+        self.paused.button_style = "warning" if self.paused.value else ""
 
     def start(self) -> LiveView:
         previous = LiveView._active.get(self.session.id)
@@ -52,6 +83,7 @@ class LiveView:
                                         name=f"talkinghead-view-{self.session.id}")
         self._thread.start()
         LiveView._active[self.session.id] = self
+        self.stop_button.disabled = False
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -59,6 +91,8 @@ class LiveView:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         self._thread = None
+        self.stop_button.disabled = True
+        self.stats.value = "view stopped (view.start() resumes it)"
 
     def close(self) -> None:
         """Stop the thread and remove the widgets."""
@@ -85,14 +119,26 @@ class LiveView:
                 self.frames_shown += 1
                 if time.monotonic() - last_stats > 0.5:
                     last_stats = time.monotonic()
-                    s = self.session.pump.stats()
-                    self.stats.value = (f"view {viewer.fps:.1f} FPS · render {s['render_ms']:.0f} ms · "
-                                        f"encode {s['encode_ms'].get('png', 0):.1f} ms · rendered "
-                                        f"{s['frames_rendered']} / sent {s['frames_sent']}"
-                                        + (f" · error: {s['error']}" if s["error"] else ""))
+                    self.stats.value = describe_rates(self.session.pump.stats(), viewer.fps, self.fps)
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
         if not self.running:
             self.start()
         display(self.widget)
+
+
+def describe_rates(stats: dict, shown_fps: float, wanted_fps: float) -> str:
+    """The stats line: new frames per second (rendered) against frames shown per second, and what to do when the
+    engine cannot keep up."""
+    line = (f"<b>{stats['render_fps']:.1f} new frames/s</b> (render {stats['render_ms']:.0f} ms) · "
+            f"shown {shown_fps:.1f} FPS · rendered {stats['frames_rendered']} / sent {stats['frames_sent']}")
+    if stats["error"]:
+        return line + f" · <span style='color:#c62828'>error: {html.escape(stats['error'])}</span>"
+    if stats["paused"]:
+        return line + " · paused: the last frame is shown again"
+    if stats["frames_rendered"] > 2 and stats["render_fps"] < KEEPING_UP * min(wanted_fps, stats["target_fps"]):
+        return (line + " · <span style='color:#b26a00'>the engine cannot keep up, so frames repeat: use a GPU "
+                "(device='cuda'), or on a CPU a faster backend (Poser(backend='openvino-bf16')) or compile=True"
+                "</span>")
+    return line

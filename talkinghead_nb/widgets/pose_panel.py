@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -20,13 +21,17 @@ import numpy as np
 
 from .. import pose as P
 from ..atomic import write_bytes, write_json
-from ..character import Character, CharacterError, example_path, load_character
+from ..character import Character, CharacterError, SizeError, load_character
 from ..emotions import EmotionError, EmotionLibrary, EmotionTemplates, parse_templates
+from ..encoding import encode_png
 from ..engine import STAGE_OUTPUTS, Poser
 from ..imaging import visualize
-from ..live.encoding import encode_png
 
 CUSTOM = "[custom]"
+STEP = 0.01  # slider step; a value the browser sends back within half a step of ours is our value, not an edit
+HOW_TO_LOAD = ("Load a character with <b>character PNG</b> (a 512×512 PNG with alpha; tick <i>scale to fit</i> for "
+               "other sizes) or type a path or example name (lambda_01); add emotions with <b>emotions JSON</b>.")
+MAX_NAME = 100  # characters of a name part in a saved file's name
 SECTIONS: dict[str, tuple[P.Category, ...]] = {
     "eyebrows": (P.Category.EYEBROW,),
     "eyes": (P.Category.EYE,),
@@ -37,26 +42,34 @@ SECTIONS: dict[str, tuple[P.Category, ...]] = {
 }
 
 
+def safe_name(text: str) -> str:
+    """``text`` as a file-name part: only ``A-Z a-z 0-9 _ . -`` (anything else becomes ``_``), no leading dot, at most
+    ``MAX_NAME`` characters. Preset and character names come from uploads; they must not choose where files go."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text).lstrip(".")[:MAX_NAME] or "unnamed"
+
+
 def label(parameter: P.Parameter) -> str:
-    """A short slider label: ``eyebrow_troubled_left_index`` → ``troubled L``."""
-    words = parameter.group.split("_")
-    if words[0] in ("eyebrow", "eye", "mouth", "iris") and len(words) > 1:
-        words = words[1:]
-    side = {"left": " L", "right": " R"}.get(parameter.side or "", "")
-    return " ".join(words) + side
+    """The slider's full label: ``eyebrow_troubled_left_index`` → ``eyebrow troubled left``."""
+    side = f" {parameter.side}" if parameter.side else ""
+    return parameter.group.replace("_", " ") + side
+
+
+def tooltip(parameter: P.Parameter) -> str:
+    return f"{parameter.key}: {parameter.low:g} … {parameter.high:g}"
 
 
 class PosePanel:
     """``PosePanel(poser)`` and display it. Everything the buttons do is also a method, for scripts and tests."""
 
     def __init__(self, poser: Poser, character: Character | None = None, *, library: EmotionLibrary | None = None,
-                 out_dir: str | os.PathLike = "out", preview_size: int = 384):
+                 out_dir: str | os.PathLike = "out", preview_size: int = 512):
         self.poser = poser
-        self.character = character or load_character(example_path("lambda_00"))
+        self.character = character or load_character("lambda_00")
         self.library = library or EmotionLibrary()
         self.templates: EmotionTemplates = self.library.load()
         self.out_dir = Path(out_dir)
         self._updating = False  # set while code (not the user) moves sliders
+        self._pose = np.zeros(P.NUM_PARAMETERS, np.float32)  # the pose; the sliders show it (rounded to STEP)
         self.sliders: dict[str, W.FloatSlider] = {}
         self.links: dict[str, W.Checkbox] = {}
         self._build(preview_size)
@@ -67,20 +80,22 @@ class PosePanel:
         self.frames = 0
         self._thread = threading.Thread(target=self._render_loop, daemon=True, name="talkinghead-pose-panel")
         self._thread.start()
+        self._show_source()
         self.load_preset("neutral")
 
     # ---- layout ---------------------------------------------------------------------------------------------------
 
     def _build(self, preview_size: int) -> None:
-        style = {"description_width": "110px"}
+        style = {"description_width": "190px"}
         tabs = []
         for section, categories in SECTIONS.items():
             rows = []
             paired = False
             for parameter in (p for p in P.PARAMETERS if p.category in categories):
-                slider = W.FloatSlider(value=0.0, min=parameter.low, max=parameter.high, step=0.01,
-                                       description=label(parameter), style=style, continuous_update=True,
-                                       readout_format=".2f", layout=W.Layout(width="330px"))
+                # The readout is an editable number box: click it and type an exact value.
+                slider = W.FloatSlider(value=0.0, min=parameter.low, max=parameter.high, step=STEP,
+                                       description=label(parameter), tooltip=tooltip(parameter), style=style,
+                                       continuous_update=True, readout_format=".2f", layout=W.Layout(width="460px"))
                 slider.observe(lambda change, key=parameter.key: self._on_slider(key, change["new"]), "value")
                 self.sliders[parameter.key] = slider
                 rows.append(slider)
@@ -89,55 +104,69 @@ class PosePanel:
                 self.links[section] = W.Checkbox(value=True, description="link left/right", indent=False)
                 rows.insert(0, self.links[section])
             tabs.append(W.VBox(rows))
-        self.tabs = W.Tab(children=tabs, titles=list(SECTIONS))
-        self.preset = W.Dropdown(options=[*self.templates.names, CUSTOM], description="emotion", style=style)
+        self.tabs = W.Tab(children=tabs, titles=list(SECTIONS), layout=W.Layout(width="480px"))
+        self.preset = W.Dropdown(options=[*self.templates.names, CUSTOM], description="emotion",
+                                 layout=W.Layout(width="230px"), style={"description_width": "60px"})
         self.preset.observe(self._on_preset, "value")
-        self.reset_button = W.Button(description="reset to preset", icon="undo")
-        self.factory_button = W.Button(description="factory reset", icon="industry",
+        self.reset_button = W.Button(description="reset to preset", icon="undo", layout=W.Layout(width="120px"))
+        self.factory_button = W.Button(description="factory reset", icon="industry", layout=W.Layout(width="120px"),
                                        tooltip="restore this emotion's template to its factory setting (on disk)")
         self.reset_button.on_click(lambda _: self._guard(self.reset_to_preset))
         self.factory_button.on_click(lambda _: self._guard(self.factory_reset))
-        self.stage = W.Dropdown(options=list(STAGE_OUTPUTS), value="image", description="show", style=style)
+        self.stage = W.Dropdown(options=list(STAGE_OUTPUTS), value="image", description="show",
+                                layout=W.Layout(width="260px"), style={"description_width": "40px"})
         self.stage.observe(lambda _: self._request(), "value")
         self.upload = W.FileUpload(accept=".png", multiple=False, description="character PNG")
         self.upload.observe(self._on_upload, "value")
-        self.path = W.Text(placeholder="path or example name (lambda_01)", layout=W.Layout(width="260px"))
-        self.load_button = W.Button(description="load", icon="folder-open")
+        self.fit = W.Checkbox(value=False, description="scale to fit", indent=False, layout=W.Layout(width="110px"),
+                              tooltip="scale and pad an image of another size onto the 512×512 canvas")
+        self.path = W.Text(placeholder="path or example name (lambda_01)", layout=W.Layout(width="240px"))
+        self.load_button = W.Button(description="load", icon="folder-open", layout=W.Layout(width="80px"))
         self.load_button.on_click(lambda _: self._guard(self.load_character, self.path.value.strip()))
         self.emotions_upload = W.FileUpload(accept=".json", multiple=False, description="emotions JSON")
         self.emotions_upload.observe(self._on_emotions_upload, "value")
-        self.save_button = W.Button(description="save image + JSON", icon="save")
+        self.save_button = W.Button(description="save image + JSON", icon="save", layout=W.Layout(width="160px"))
         self.save_button.on_click(lambda _: self._guard(self.save_image))
-        self.emotion_name = W.Text(placeholder="emotion name (default: the preset)", layout=W.Layout(width="260px"))
-        self.save_emotion_button = W.Button(description="save as emotion", icon="save")
+        self.emotion_name = W.Text(placeholder="emotion name (default: the preset)", layout=W.Layout(width="240px"))
+        self.save_emotion_button = W.Button(description="save as emotion", icon="save",
+                                            layout=W.Layout(width="140px"))
         self.save_emotion_button.on_click(
             lambda _: self._guard(self.save_as_emotion, self.emotion_name.value.strip() or None))
-        self.preview = W.Image(format="png", width=preview_size, height=preview_size,
-                               layout=W.Layout(width=f"{preview_size}px", height=f"{preview_size}px",
-                                               border="1px solid #ccc"))
+        # Pictures keep their aspect and shrink with a narrow notebook instead of being clipped.
+        self.source = W.Image(format="png", layout=W.Layout(width="256px", max_width="100%", height="auto",
+                                                             border="1px solid #ccc"))
+        self.preview = W.Image(format="png", layout=W.Layout(width=f"{preview_size}px", max_width="100%",
+                                                              height="auto", border="1px solid #ccc"))
         self.timing = W.Label()
-        self.status = W.HTML()
+        self.status = W.HTML(layout=W.Layout(min_height="2.6em", width="100%"))  # reserved: no jump on a message
+        source = W.VBox([W.HTML("<b>source</b>"), self.source, W.HTML(HOW_TO_LOAD, layout=W.Layout(width="256px"))],
+                        layout=W.Layout(width="270px", flex="0 0 auto"))
         controls = W.VBox([
             W.HBox([self.preset, self.reset_button, self.factory_button]),
             self.tabs,
-            W.HBox([self.upload, self.path, self.load_button]),
+            W.HBox([self.upload, self.fit]),
+            W.HBox([self.path, self.load_button]),
             W.HBox([self.emotions_upload, self.save_button]),
             W.HBox([self.emotion_name, self.save_emotion_button]),
-            self.status,
-        ])
-        self.widget = W.HBox([controls, W.VBox([self.stage, self.preview, self.timing])])
+        ], layout=W.Layout(width="490px", flex="0 0 auto"))
+        output = W.VBox([W.HBox([W.HTML("<b>posed</b>"), self.stage]), self.preview, self.timing],
+                        layout=W.Layout(flex="1 1 300px", min_width="256px", max_width=f"{preview_size + 20}px"))
+        self.widget = W.VBox([W.HBox([source, controls, output], layout=W.Layout(flex_flow="row wrap",
+                                                                               align_items="flex-start")),
+                              self.status])
 
     # ---- the pose -------------------------------------------------------------------------------------------------
 
     @property
     def pose(self) -> np.ndarray:
-        return np.array([self.sliders[k].value for k in P.KEYS], np.float32)
+        """The pose as set (a template's exact values, or the user's edits), not the sliders' rounded display."""
+        return self._pose.copy()
 
     def set_pose(self, pose: P.PoseLike) -> None:
-        vector = P.to_vector(pose, clip=True)
+        self._pose = P.to_vector(pose, clip=True).copy()
         self._updating = True
         try:
-            for key, value in zip(P.KEYS, vector, strict=True):
+            for key, value in zip(P.KEYS, self._pose, strict=True):
                 self.sliders[key].value = float(value)
         finally:
             self._updating = False
@@ -167,11 +196,15 @@ class PosePanel:
         self._say(f"{name} restored to its factory setting")
 
     def _on_slider(self, key: str, value: float) -> None:
-        if self._updating:
-            return
+        index = P.BY_KEY[key].index
+        if self._updating or abs(value - float(self._pose[index])) <= STEP / 2 + 1e-6:
+            return  # our own update, or the browser sending back our value rounded to the slider's step
+        self._pose[index] = value
+        self.status.value = ""  # the last message was about the pose before this edit
         partner = P.BY_KEY[key].partner
         section = next(s for s, cats in SECTIONS.items() if P.BY_KEY[key].category in cats)
         if partner and section in self.links and self.links[section].value:
+            self._pose[P.BY_KEY[partner].index] = value
             self._updating = True
             try:
                 self.sliders[partner].value = value
@@ -192,11 +225,21 @@ class PosePanel:
     # ---- files ----------------------------------------------------------------------------------------------------
 
     def load_character(self, source: str | os.PathLike | bytes) -> None:
-        if isinstance(source, str) and not Path(source).suffix:
-            source = example_path(source)
-        self.character = load_character(source, name=None if not isinstance(source, bytes) else "upload")
+        """From a path, an example name (``lambda_01``) or PNG bytes (an upload); other sizes only with the
+        *scale to fit* box ticked."""
+        try:
+            character = load_character(source, fit=self.fit.value,
+                                       name=None if not isinstance(source, bytes) else "upload")
+        except SizeError as e:
+            raise SizeError(str(e).split(";")[0] + ": tick 'scale to fit' and load it again to scale it onto the "
+                            "512×512 canvas") from None
+        self.character = character
+        self._show_source()
         self._request()
         self._say(f"loaded {self.character.name}")
+
+    def _show_source(self) -> None:
+        self.source.value = encode_png(self.character.rgba)
 
     def load_emotions_json(self, data: bytes | str | os.PathLike) -> list[str]:
         """Merge ``{emotion: pose}`` from JSON bytes or a file into the presets (nothing on disk changes)."""
@@ -218,14 +261,21 @@ class PosePanel:
         return list(poses)
 
     def save_image(self, path: str | os.PathLike | None = None) -> tuple[Path, Path]:
-        """The current picture (final image) as a PNG, and its pose as a JSON sidecar beside it."""
+        """The current picture (final image) as a PNG, and its pose as a JSON sidecar beside it; by default
+        ``<out_dir>/<character>-<preset>.png``, with both names made safe (:func:`safe_name`)."""
         name = self.preset.value if self.preset.value != CUSTOM else "custom"
-        path = Path(path) if path else self.out_dir / f"{self.character.name}-{name}.png"
+        path = Path(path) if path else self._output_path(f"{safe_name(self.character.name)}-{safe_name(name)}.png")
         rgba = self.poser.render_array(self.character, self.pose)[0]
         png = write_bytes(path, encode_png(rgba, level=3))
         sidecar = write_json(path.with_suffix(".json"), {name: P.to_dict(self.pose)})
         self._say(f"saved {png} and {sidecar.name}")
         return png, sidecar
+
+    def _output_path(self, file_name: str) -> Path:
+        path = self.out_dir / file_name
+        if not path.resolve().is_relative_to(self.out_dir.resolve()):
+            raise ValueError(f"{file_name!r} would be written outside {self.out_dir}: rename the preset or character")
+        return path
 
     def save_as_emotion(self, name: str | None = None) -> Path:
         """Save the pose into ``emotions/<name>.json`` (atomic); the preset list picks it up."""

@@ -1,4 +1,4 @@
-"""Frame encodings for the live feed, all lossless and with alpha.
+"""Frame encodings for the live feed, sprites and the pose panel, all lossless and with alpha.
 
 - ``png`` (default): what browsers and the established clients expect. Pillow at its fastest level takes ≈18 ms for
   a 512×512 RGBA frame here; writing the PNG ourselves, unfiltered, with ISA-L's deflate (``isal``) takes ≈1.3 ms

@@ -1,0 +1,70 @@
+"""Speech on this machine: synthesising a ~10 s sentence with eSpeak NG and building its track, the same track from
+the audio alone and from a timeline, and the cost of rendering the mouth per frame.
+
+    python bench/speech.py [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from talkinghead_nb.speech import (  # noqa: E402
+    VisemeTable,
+    synthesize,
+    track_from_audio,
+    track_from_phonemes,
+    track_from_timeline,
+)
+from talkinghead_nb.speech.audio import envelope  # noqa: E402
+
+TEXT = ("Good evening, and welcome back. Today we will look at how a single picture of a character can learn to "
+        "speak: every vowel opens the mouth a little differently, and every b, m and p closes it again.")
+
+
+def timed(work: Callable[[], object], repeat: int) -> tuple[float, object]:
+    """Mean wall time (ms) of ``work`` after one warm-up call, and its result."""
+    result = work()
+    start = time.perf_counter()
+    for _ in range(repeat):
+        work()
+    return (time.perf_counter() - start) / repeat * 1e3, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    table = VisemeTable.factory()
+    total_ms, speech = timed(lambda: synthesize(TEXT), args.repeat)
+    seconds = speech.duration
+    track_ms, _ = timed(lambda: track_from_phonemes(speech.phonemes, table, seconds,
+                                                    envelope=envelope(speech.audio, speech.sample_rate)), args.repeat)
+    audio_ms, audio_track = timed(lambda: track_from_audio(speech.audio, speech.sample_rate), args.repeat)
+    timeline = json.dumps([{"phoneme": p.phoneme, "start": p.start, "end": p.end} for p in speech.phonemes])
+    timeline_ms, _ = timed(lambda: track_from_timeline(timeline), args.repeat)
+    frame_ms, _ = timed(lambda: speech.track.mouth(seconds / 2), 1000)
+    frames = np.arange(0, seconds, 1 / 60)
+    batch_ms, _ = timed(lambda: speech.track.mouth_array(frames), args.repeat)
+    print(f"sentence: {seconds:.1f} s of audio, {len(speech.phonemes)} phonemes, {len(speech.track)} keyframes, "
+          f"track JSON {len(json.dumps(speech.track.to_json())) / 1024:.0f} KiB")
+    print(f"{'step':44} {'ms':>8} {'× real time':>12}")
+    for name, ms in (("text → audio + track (synthesize)", total_ms),
+                     ("  of which the track (envelope + keyframes)", track_ms),
+                     (f"audio → track ({len(audio_track)} keyframes)", audio_ms),
+                     ("timeline JSON → track", timeline_ms)):
+        print(f"{name:44} {ms:8.1f} {seconds * 1e3 / ms:12.0f}")
+    print(f"mouth(t) per frame: {frame_ms * 1e3:.0f} µs; "
+          f"mouth_array of {len(frames)} frames at 60 FPS: {batch_ms:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

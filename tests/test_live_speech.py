@@ -1,0 +1,116 @@
+"""Lip sync through the live server over real HTTP (stand-in renderer): text, audio and timelines start the mouth,
+bad input gets a 4xx, and the page that speaks typed text works in Chromium."""
+
+from __future__ import annotations
+
+import io
+import time
+import wave
+
+import httpx
+import numpy as np
+import pytest
+
+from talkinghead_nb import pose as P
+from talkinghead_nb.live import LiveServer
+from talkinghead_nb.speech import MOUTH_KEYS, synthesize
+
+from .fake_engine import FakePoser
+
+MOUTH = [P.BY_KEY[k].index for k in MOUTH_KEYS]
+
+
+@pytest.fixture(scope="module")
+def server(character):
+    with LiveServer(character, poser=FakePoser(), port=0, seed=0) as live:
+        yield live
+
+
+@pytest.fixture
+def client(server):
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        yield c
+    server.session().stop_speaking()
+
+
+def mouth_openness_over(server, seconds: float) -> np.ndarray:
+    animator, deadline, values = server.session().animator, time.monotonic() + seconds, []
+    while time.monotonic() < deadline:
+        values.append(float(animator.pose(time.monotonic())[MOUTH].sum()))
+        time.sleep(0.01)
+    return np.array(values)
+
+
+def test_text_comes_back_as_audio_and_the_mouth_speaks_it(server, client):
+    answer = client.post("/api/talkinghead/speak", json={"text": "Hello, my name is Lambda.", "delay": 0.1})
+    assert answer.status_code == 200 and answer.headers["content-type"] == "audio/wav"
+    with wave.open(io.BytesIO(answer.content)) as audio:
+        seconds = audio.getnframes() / audio.getframerate()
+    assert seconds == pytest.approx(float(answer.headers["X-Speech-Duration"]), abs=0.05) and seconds > 1
+    assert client.get("/api/talkinghead/stats").json()["speaking"]
+    openness = mouth_openness_over(server, 1.0)
+    assert openness.max() > 0.3 and openness.min() < 0.05  # it opens and closes, as speech does
+
+
+def test_an_audio_upload_drives_the_mouth(server, client):
+    speech = synthesize("Good morning to you all.")
+    answer = client.post("/api/talkinghead/speak?delay=0", files={"file": ("hello.wav", speech.wav(), "audio/wav")})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["duration"] == pytest.approx(speech.duration, abs=0.05)
+    assert mouth_openness_over(server, 0.8).max() > 0.3
+
+
+def test_a_timeline_drives_the_mouth_and_stop_speaking_ends_it(server, client):
+    timeline = {"words": [{"word": "mama", "start": 0.0, "end": 0.6, "phonemes": "mˈɑːmə"}]}
+    answer = client.post("/api/talkinghead/speak", json={"timeline": timeline})
+    assert answer.status_code == 200 and answer.json()["duration"] == pytest.approx(0.6, abs=0.01)
+    assert client.get("/api/talkinghead/stop_speaking").status_code == 200
+    assert not client.get("/api/talkinghead/stats").json()["speaking"]
+
+
+def _seconds_of_silence(seconds: float) -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as audio:
+        audio.setnchannels(1)
+        audio.setsampwidth(2)
+        audio.setframerate(8000)
+        audio.writeframes(b"\0\0" * int(8000 * seconds))
+    return out.getvalue()
+
+
+BAD = [
+    ({"json": {"text": ""}}, 400, "empty"),
+    ({"json": {"text": "a" * 100_000}}, 400, "5000"),
+    ({"json": {}}, 422, "either 'text'"),
+    ({"json": {"text": "hi", "timeline": []}}, 422, "either 'text'"),
+    ({"json": {"text": "hi", "rate": 5000}}, 422, "rate"),
+    ({"json": {"text": "hi", "delay": 60}}, 422, "delay"),
+    ({"json": {"timeline": [{"word": "x", "start": 2, "end": 1}]}}, 400, "end"),
+    ({"json": {"timeline": "not a timeline"}}, 400, ""),
+    ({"content": b"{oops", "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
+    ({"files": {"file": ("x.wav", b"RIFF garbage", "audio/wav")}}, 400, "audio"),
+    ({"files": {"file": ("long.wav", _seconds_of_silence(11 * 60), "audio/wav")}}, 400, "the limit is 600 s"),
+    ({"files": {"other": ("x.wav", b"", "audio/wav")}}, 422, "'file'"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "status", "message"), BAD, ids=[f"{b[1]}-{i}" for i, b in enumerate(BAD)])
+def test_bad_speech_input_gets_a_4xx_that_says_why(server, client, kwargs, status, message):
+    answer = client.post("/api/talkinghead/speak", **kwargs)
+    assert answer.status_code == status, answer.text
+    assert message in answer.json()["error"]
+    assert not server.session().animator.speaking(time.monotonic())
+
+
+def test_the_speak_page_plays_the_audio_and_the_feed_in_chromium(server, browser, artifacts):
+    page = browser.new_page(viewport={"width": 1100, "height": 800})
+    page.goto(server.url + "/speak")
+    page.wait_for_function("() => document.getElementById('feed').naturalWidth === 512", timeout=30_000)
+    page.fill("#text", "Nice to meet you.")
+    page.click("#go")
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('speaking')",
+                           timeout=30_000)
+    assert page.evaluate("() => document.getElementById('audio').src.startsWith('blob:')")
+    assert mouth_openness_over(server, 1.0).max() > 0.3
+    page.screenshot(path=str(artifacts / "speak-page.png"))
+    page.close()
