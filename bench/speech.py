@@ -1,7 +1,8 @@
 """Speech on this machine: synthesising a ~10 s sentence with eSpeak NG and building its track, the same track from
-the audio alone and from a timeline, and the cost of rendering the mouth per frame.
+the audio alone and from a timeline, the cost of the mouth per frame, and (``--live``) the live server's feed while
+the real engine speaks the sentence: parts sent and new frames rendered per second.
 
-    python bench/speech.py [--repeat 5]
+    python bench/speech.py [--repeat 5] [--live]
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def timed(work: Callable[[], object], repeat: int) -> tuple[float, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--live", action="store_true", help="also measure the live feed while the engine speaks")
     args = parser.parse_args()
     table = VisemeTable.factory()
     total_ms, speech = timed(lambda: synthesize(TEXT), args.repeat)
@@ -64,6 +66,31 @@ def main() -> None:
         print(f"{name:44} {ms:8.1f} {seconds * 1e3 / ms:12.0f}")
     print(f"mouth(t) per frame: {frame_ms * 1e3:.0f} µs; "
           f"mouth_array of {len(frames)} frames at 60 FPS: {batch_ms:.1f} ms")
+    if args.live:
+        live_feed_while_speaking(speech)
+
+
+def live_feed_while_speaking(speech) -> None:
+    """The default feed of a real server (real engine, allocator tuned as `serve` does) while it says ``speech``."""
+    import httpx
+
+    from talkinghead_nb.engine.acceleration import retain_freed_memory
+    from talkinghead_nb.live import LiveServer
+    retain_freed_memory()
+    with LiveServer("lambda_00", port=0) as server:
+        session = server.session()
+        with httpx.stream("GET", server.feed_url(), timeout=60) as feed:
+            parts, started, rendered = 0, None, 0
+            for chunk in feed.iter_bytes():
+                parts += chunk.count(b"--frame\r\n")
+                if started is None and parts:
+                    session.speak(speech.track)
+                    started, rendered = time.monotonic(), session.pump.frames_rendered
+                if started and time.monotonic() - started >= speech.duration:
+                    break
+        seconds = time.monotonic() - started
+        print(f"live feed while speaking {seconds:.1f} s: {parts / seconds:.1f} parts/s sent, "
+              f"{(session.pump.frames_rendered - rendered) / seconds:.1f} new frames/s rendered ({server.poser})")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from .test_notebooks import NOTEBOOKS, _with_parameters
 LAB_PARAMETERS = {
     "01_quickstart.ipynb": {"DEVICE": "cpu", "SHEET_EMOTIONS": "joy,anger"},
     "02_manual_poser.ipynb": {"DEVICE": "cpu"},
-    "05_live.ipynb": {"DEVICE": "cpu", "PORT": 0, "WATCH_SECONDS": 15},
+    "05_live.ipynb": {"DEVICE": "cpu", "PORT": 0, "WATCH_SECONDS": 4},
 }
 
 

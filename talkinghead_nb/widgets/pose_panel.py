@@ -106,30 +106,32 @@ class PosePanel:
             tabs.append(W.VBox(rows))
         self.tabs = W.Tab(children=tabs, titles=list(SECTIONS), layout=W.Layout(width="480px"))
         self.preset = W.Dropdown(options=[*self.templates.names, CUSTOM], description="emotion",
-                                 layout=W.Layout(width="230px"), style={"description_width": "60px"})
+                                 layout=W.Layout(width="205px"), style={"description_width": "55px"})
         self.preset.observe(self._on_preset, "value")
-        self.reset_button = W.Button(description="reset to preset", icon="undo", layout=W.Layout(width="120px"))
-        self.factory_button = W.Button(description="factory reset", icon="industry", layout=W.Layout(width="120px"),
+        self.reset_button = W.Button(description="reset to preset", icon="undo", layout=W.Layout(width="145px"))
+        self.factory_button = W.Button(description="factory reset", icon="industry", layout=W.Layout(width="130px"),
                                        tooltip="restore this emotion's template to its factory setting (on disk)")
         self.reset_button.on_click(lambda _: self._guard(self.reset_to_preset))
         self.factory_button.on_click(lambda _: self._guard(self.factory_reset))
         self.stage = W.Dropdown(options=list(STAGE_OUTPUTS), value="image", description="show",
                                 layout=W.Layout(width="260px"), style={"description_width": "40px"})
         self.stage.observe(lambda _: self._request(), "value")
-        self.upload = W.FileUpload(accept=".png", multiple=False, description="character PNG")
+        self.upload = W.FileUpload(accept=".png", multiple=False, description="character PNG",
+                                   layout=W.Layout(width="180px"))
         self.upload.observe(self._on_upload, "value")
         self.fit = W.Checkbox(value=False, description="scale to fit", indent=False, layout=W.Layout(width="110px"),
                               tooltip="scale and pad an image of another size onto the 512×512 canvas")
         self.path = W.Text(placeholder="path or example name (lambda_01)", layout=W.Layout(width="240px"))
         self.load_button = W.Button(description="load", icon="folder-open", layout=W.Layout(width="80px"))
         self.load_button.on_click(lambda _: self._guard(self.load_character, self.path.value.strip()))
-        self.emotions_upload = W.FileUpload(accept=".json", multiple=False, description="emotions JSON")
+        self.emotions_upload = W.FileUpload(accept=".json", multiple=False, description="emotions JSON",
+                                            layout=W.Layout(width="180px"))
         self.emotions_upload.observe(self._on_emotions_upload, "value")
-        self.save_button = W.Button(description="save image + JSON", icon="save", layout=W.Layout(width="160px"))
+        self.save_button = W.Button(description="save image + JSON", icon="save", layout=W.Layout(width="190px"))
         self.save_button.on_click(lambda _: self._guard(self.save_image))
         self.emotion_name = W.Text(placeholder="emotion name (default: the preset)", layout=W.Layout(width="240px"))
         self.save_emotion_button = W.Button(description="save as emotion", icon="save",
-                                            layout=W.Layout(width="140px"))
+                                            layout=W.Layout(width="170px"))
         self.save_emotion_button.on_click(
             lambda _: self._guard(self.save_as_emotion, self.emotion_name.value.strip() or None))
         # Pictures keep their aspect and shrink with a narrow notebook instead of being clipped.
