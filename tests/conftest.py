@@ -39,6 +39,16 @@ def _allocator_tuned() -> None:
     retain_freed_memory()
 
 
+@pytest.fixture(scope="module")
+def fake_server(character):
+    """A real live server on a free port with the stand-in renderer (tests/fake_engine.py) behind it."""
+    from talkinghead_nb.live import LiveServer
+
+    from .fake_engine import FakePoser
+    with LiveServer(character, poser=FakePoser(), port=0, seed=0) as live:
+        yield live
+
+
 @dataclass
 class FakeHub:
     """A small HTTP server that answers the requests huggingface_hub makes for ``hf_hub_download``."""

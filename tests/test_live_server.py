@@ -21,9 +21,8 @@ from .live_client import read_feed
 
 
 @pytest.fixture(scope="module")
-def server(character):
-    with LiveServer(character, poser=FakePoser(), port=0, seed=0) as live:
-        yield live
+def server(fake_server):
+    return fake_server
 
 
 @pytest.fixture

@@ -12,25 +12,21 @@ import numpy as np
 import pytest
 
 from talkinghead_nb import pose as P
-from talkinghead_nb.live import LiveServer
 from talkinghead_nb.speech import MOUTH_KEYS, synthesize
-
-from .fake_engine import FakePoser
 
 MOUTH = [P.BY_KEY[k].index for k in MOUTH_KEYS]
 
 
-@pytest.fixture(scope="module")
-def server(character):
-    with LiveServer(character, poser=FakePoser(), port=0, seed=0) as live:
-        yield live
+@pytest.fixture
+def server(fake_server):
+    yield fake_server
+    fake_server.session().stop_speaking()
 
 
 @pytest.fixture
 def client(server):
     with httpx.Client(base_url=server.url, timeout=30) as c:
         yield c
-    server.session().stop_speaking()
 
 
 def mouth_openness_over(server, seconds: float) -> np.ndarray:

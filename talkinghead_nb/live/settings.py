@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from ..cascade import load_cascade
 from ..messages import short_repr
 from ..paths import animator_settings_file
 
@@ -109,19 +108,5 @@ def load_settings(project_file: str | os.PathLike | None = None,
                   overrides: dict[str, Any] | None = None) -> tuple[AnimatorSettings, list[str]]:
     """Built-in defaults, then the project file (``animator.json`` beside ``emotions/`` unless named; a missing
     file is fine), then ``overrides``. Returns the settings and the problems met on the way."""
-    settings, problems = AnimatorSettings(), []
-    path = Path(project_file) if project_file is not None else animator_settings_file()
-    if path.is_file():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            problems.append(f"{path}: not readable JSON ({e}); using the built-in defaults")
-        else:
-            settings, found = settings.merged(data, str(path))
-            problems += found
-    elif project_file is not None:
-        problems.append(f"{path}: no such file; using the built-in defaults")
-    if overrides:
-        settings, found = settings.merged(overrides, "overrides")
-        problems += found
-    return settings, problems
+    return load_cascade(AnimatorSettings(), project_file, animator_settings_file(), overrides,
+                        fallback="the built-in defaults")

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ..cascade import load_cascade
 from ..messages import name_list, short_repr
 from ..paths import PROJECT_ROOT
 from .track import CLOSED, MAX_RAMP, SHAPE_KEYS
@@ -192,19 +193,5 @@ def load_visemes(project_file: str | os.PathLike | None = None,
                  overrides: Mapping[str, Any] | None = None) -> tuple[VisemeTable, list[str]]:
     """Factory table, then the project file (:func:`visemes_file` unless named; a missing file is fine), then
     ``overrides``. Returns the table and the problems met on the way."""
-    table, problems = VisemeTable.factory(), []
-    path = Path(project_file) if project_file is not None else visemes_file()
-    if path.is_file():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            problems.append(f"{path}: not readable JSON ({e}); using the factory viseme table")
-        else:
-            table, found = table.merged(data, str(path))
-            problems += found
-    elif project_file is not None:
-        problems.append(f"{path}: no such file; using the factory viseme table")
-    if overrides:
-        table, found = table.merged(overrides, "overrides")
-        problems += found
-    return table, problems
+    return load_cascade(VisemeTable.factory(), project_file, visemes_file(), overrides,
+                        fallback="the factory viseme table")
