@@ -305,13 +305,16 @@ def cmd_repair(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .live import LiveServer
+    from .live.http import ServerLimits
+    limits = ServerLimits(max_upload_mb=args.max_upload_mb, max_sessions=args.max_sessions,
+                          max_feeds=args.max_feeds, max_connections=max(128, args.max_feeds + 32))
     character = _load(args)
     poser = _poser(args, compile=args.compile)
     if args.compile:
         print(f"compiling the networks (first time: up to a few minutes) … {poser.warm_up(character):.0f} s")
     server = LiveServer(character, poser=poser, host=args.host, port=args.port, settings=args.settings,
                         api_key=args.api_key or os.environ.get("TALKINGHEAD_NB_API_KEY"),
-                        emotions_dir=args.emotions, max_upload_mb=args.max_upload_mb)
+                        emotions_dir=args.emotions, limits=limits)
     for problem in server.settings_problems:
         print(f"warning: {problem}", file=sys.stderr)
     server.start()
@@ -498,6 +501,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on every route but the "
                                                    "feed (default: $TALKINGHEAD_NB_API_KEY, else none)")
     p.add_argument("--max-upload-mb", type=float, default=20, help="the largest character upload (default: 20)")
+    p.add_argument("--max-sessions", type=int, default=8,
+                   help="live characters at once, the default one included; more get a 429 (default: 8)")
+    p.add_argument("--max-feeds", type=int, default=32,
+                   help="open feeds (viewers) of all sessions together; more get a 429 (default: 32)")
     p.add_argument("--compile", action="store_true", help="torch.compile the engine (faster, slow first start)")
     _engine_options(p)
 
