@@ -78,11 +78,13 @@ def export_sprites(poser: Poser, character: Character, folder: str | os.PathLike
     todo = [n for n in names if overwrite or not (folder / f"{n}.png").exists()]
     export.skipped = [n for n in names if n not in todo]
     sprites = iter_sprites(poser, character, templates, todo)
-    for name, rgba in tqdm(sprites, total=len(todo), desc=f"sprites of {character.name}", unit="sprite",
-                           disable=not progress):
-        write_bytes(folder / f"{name}.png", encode_png(rgba, level=3))
-        export.images[name] = rgba
-        export.written.append(name)
+    # A context, so that the bar ends its line even when interrupted: a message after it starts on a line of its own.
+    with tqdm(sprites, total=len(todo), desc=f"sprites of {character.name}", unit="sprite",
+              disable=not progress) as bar:
+        for name, rgba in bar:
+            write_bytes(folder / f"{name}.png", encode_png(rgba, level=3))
+            export.images[name] = rgba
+            export.written.append(name)
     write_json(folder / "_emotions.json", {name: templates.pose(name) for name in names})
     export.seconds = time.perf_counter() - start
     return export

@@ -150,7 +150,7 @@ def test_live_notebook_updates_the_image_widget(browser, lab, artifacts):
     page = _open_and_run_all(browser, url, token, "05_live.ipynb")
     page.wait_for_function("() => { const i = document.querySelector('img.widget-image');"
                            " return i && i.naturalWidth === 512; }", timeout=180_000)
-    page.wait_for_function(ALL_CELLS_RAN, timeout=240_000)  # Run All has finished: the view must go on
+    page.wait_for_function(ALL_CELLS_RAN, timeout=480_000)  # Run All has finished: the view must go on
     changes = page.evaluate("""() => new Promise(resolve => {
         const img = document.querySelector('img.widget-image');
         let last = img.src, count = 0;

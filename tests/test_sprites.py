@@ -45,7 +45,8 @@ def test_sprites_command(tmp_path, capsys):
     assert code == 0
     assert {p.name for p in tmp_path.iterdir()} == {"joy.png", "sadness.png", "_emotions.json", "_contact_sheet.png"}
     assert "2 sprite(s) written" in capsys.readouterr().out
-    assert cli.main(["sprites", "crypko_00", str(tmp_path), "--names", "glee", "--device", "cpu"]) == 2
+    # an unknown emotion is a runtime error (exit 1), not a mistake in the command line (exit 2)
+    assert cli.main(["sprites", "crypko_00", str(tmp_path), "--names", "glee", "--device", "cpu"]) == 1
     assert "unknown emotion 'glee'" in capsys.readouterr().err
 
 
@@ -69,6 +70,6 @@ def test_repair_command_writes_a_new_file_only(tmp_path, capsys):
     assert source.read_bytes() == before
     fixed = Image.open(tmp_path / "fixed.png")
     assert fixed.size == (512, 512)
-    assert cli.main(["repair", str(source), str(source), "--edges"]) == 2
+    assert cli.main(["repair", str(source), str(source), "--edges"]) == 1  # never overwrites: a runtime error
     assert "input image" in capsys.readouterr().err
     assert Image.open(io.BytesIO(source.read_bytes())).size == (512, 768)
