@@ -87,10 +87,40 @@ ALL_CELLS_RAN = """() => {
 }"""
 
 
+@pytest.fixture(autouse=True)
+def no_kernel_left(lab):
+    """Each test ends by shutting its kernels down: a live notebook left running renders on both cores forever."""
+    yield
+    url, token = lab
+    headers = {"Authorization": f"token {token}"}
+    for session in httpx.get(f"{url}/api/sessions", headers=headers, timeout=10).json():
+        httpx.delete(f"{url}/api/sessions/{session['id']}", headers=headers, timeout=30)
+    for kernel in httpx.get(f"{url}/api/kernels", headers=headers, timeout=10).json():
+        httpx.delete(f"{url}/api/kernels/{kernel['id']}", headers=headers, timeout=30)
+
+
 def _open(browser, url: str, token: str, name: str, width: int = 1400):
+    """The notebook alone in a new workspace: the default one would reopen the tabs of earlier tests, and the Run menu
+    acts on whichever of them is current."""
     page = browser.new_page(viewport={"width": width, "height": 1000})
-    page.goto(f"{url}/lab/tree/notebooks/{name}?token={token}")
+    workspace = f"test-{secrets.token_hex(4)}"
+    page.goto(f"{url}/lab/workspaces/{workspace}/tree/notebooks/{name}?reset&token={token}")
     return page
+
+
+def _wait_all_ran(page, name: str, timeout_ms: int) -> None:
+    """Wait until every code cell shows an execution count; on a timeout, say which did not and what they show."""
+    try:
+        page.wait_for_function(ALL_CELLS_RAN, timeout=timeout_ms)
+    except PlaywrightTimeout:
+        page.screenshot(path=str(ARTIFACTS / f"lab-{name}-not-finished.png"))
+        cells = page.evaluate("""() => Array.from(document.querySelectorAll('.jp-CodeCell')).map(c => {
+            const prompt = c.querySelector('.jp-InputArea-prompt'), out = c.querySelector('.jp-OutputArea');
+            return (prompt ? prompt.textContent : '?') + ' ' + (out ? out.innerText.slice(-300) : ''); })""")
+        tabs = page.evaluate("() => Array.from(document.querySelectorAll('.lm-TabBar-tabLabel'))"
+                             ".map(t => t.textContent)")
+        raise AssertionError(f"{name}: Run All did not finish in {timeout_ms / 1000:.0f} s; tabs {tabs}; cells:\n"
+                             + "\n".join(cells)) from None
 
 
 def _open_and_run_all(browser, url: str, token: str, name: str, width: int = 1400):
@@ -119,7 +149,7 @@ def test_manual_poser_slider_changes_the_preview(browser, lab, artifacts):
     preview = page.locator("img.widget-image").nth(1)  # the source comes first, then the posed output
     page.wait_for_function("() => { const i = document.querySelectorAll('img.widget-image')[1];"
                            " return i && i.naturalWidth === 512; }", timeout=180_000)
-    page.wait_for_function(ALL_CELLS_RAN, timeout=240_000)
+    _wait_all_ran(page, "02_manual_poser.ipynb", 240_000)
     time.sleep(3)  # the last renders the notebook asked for
     preview.scroll_into_view_if_needed()
     page.get_by_role("tab", name="head, neck, body").click()
@@ -150,7 +180,7 @@ def test_live_notebook_updates_the_image_widget(browser, lab, artifacts):
     page = _open_and_run_all(browser, url, token, "05_live.ipynb")
     page.wait_for_function("() => { const i = document.querySelector('img.widget-image');"
                            " return i && i.naturalWidth === 512; }", timeout=180_000)
-    page.wait_for_function(ALL_CELLS_RAN, timeout=480_000)  # Run All has finished: the view must go on
+    _wait_all_ran(page, "05_live.ipynb", 480_000)  # Run All has finished: the view must go on
     changes = page.evaluate("""() => new Promise(resolve => {
         const img = document.querySelector('img.widget-image');
         let last = img.src, count = 0;
@@ -177,7 +207,7 @@ def test_presets_keep_their_name_until_a_slider_moves(browser, lab, artifacts):
     """The sliders round template values to their step and send them back: that must not read as an edit."""
     url, token = lab
     page = _open_and_run_all(browser, url, token, "02_manual_poser.ipynb")
-    page.wait_for_function(ALL_CELLS_RAN, timeout=240_000)
+    _wait_all_ran(page, "02_manual_poser.ipynb", 240_000)
     for name in ("joy", "anger", "surprise", "admiration"):
         _pick_preset(page, name)
         time.sleep(1.5)  # the round trip through the kernel and back
@@ -192,10 +222,10 @@ def test_presets_keep_their_name_until_a_slider_moves(browser, lab, artifacts):
     page.mouse.move(box["x"] + 80, box["y"] + box["height"] / 2, steps=6)
     page.mouse.up()
     page.wait_for_function("() => document.querySelector('.widget-dropdown select').value === '[custom]'",
-                           timeout=30_000)
+                           timeout=90_000)
     _pick_preset(page, "surprise")
     page.get_by_role("button", name="reset to preset").click()
-    page.wait_for_function("() => document.body.innerText.includes('reset to surprise')", timeout=30_000)
+    page.wait_for_function("() => document.body.innerText.includes('reset to surprise')", timeout=90_000)
     assert _preset(page) == "surprise"
     page.screenshot(path=str(artifacts / "lab-poser-presets.png"))
     page.close()
@@ -204,7 +234,7 @@ def test_presets_keep_their_name_until_a_slider_moves(browser, lab, artifacts):
 def test_poser_at_1100_px_shows_the_whole_preview(browser, lab, artifacts):
     url, token = lab
     page = _open_and_run_all(browser, url, token, "02_manual_poser.ipynb", width=1100)
-    page.wait_for_function(ALL_CELLS_RAN, timeout=240_000)
+    _wait_all_ran(page, "02_manual_poser.ipynb", 240_000)
     preview = page.locator("img.widget-image").nth(1)  # the source comes first, then the posed output
     preview.scroll_into_view_if_needed()
     box = preview.bounding_box()
