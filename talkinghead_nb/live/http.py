@@ -27,7 +27,8 @@ SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 FEED_PATH = re.compile(r"^/api/(talkinghead|sessions/[A-Za-z0-9_-]{1,64})/result_feed$")
 # Bodies that may be large: a character image, or speech (an audio file, or a long timeline).
 UPLOAD_PATH = re.compile(r"^/api/(talkinghead/(load|speak)|sessions/[A-Za-z0-9_-]{1,64}/(load|speak)|sessions)$")
-PAGE_PATHS = ("/speak",)  # static pages: they carry no data, and a browser cannot send the key to open them
+# Static pages: they carry no data, and a browser cannot send the key to open them.
+PAGE_PATH = re.compile(r"^/(|speak|sessions/[A-Za-z0-9_-]{1,64}/?)$")
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class ApiKeyGuard:
     def _open(scope) -> bool:
         method, path = scope["method"], scope["path"]
         return method == "OPTIONS" or (method in ("GET", "HEAD") and (FEED_PATH.match(path) is not None
-                                                                      or path in PAGE_PATHS))
+                                                                      or PAGE_PATH.match(path) is not None))
 
 
 class SessionIdCheck:

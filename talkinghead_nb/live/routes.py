@@ -130,6 +130,18 @@ def add_routes(app: FastAPI, server: LiveServer) -> None:  # noqa: C901 — one 
     def speak_page():
         return FileResponse(STATIC / "speak.html", media_type="text/html")
 
+    @app.get("/", summary="The viewer page: the feed, emotion buttons, talking, pause, stats; ?controls=0 for OBS",
+             include_in_schema=False)
+    @app.get("/sessions/{session_id}", include_in_schema=False)
+    def viewer_page(session_id: str = DEFAULT_SESSION):
+        server.session(session_id)  # an unknown session: 404 here, not a page that cannot load
+        return FileResponse(STATIC / "viewer.html", media_type="text/html")
+
+    @twin("get", "emotions", "The emotions this session can show and the current one")
+    def emotions(session_id: str = DEFAULT_SESSION):
+        animator = server.session(session_id).animator
+        return {"emotions": animator.templates.names, "current": animator.emotion}
+
     @twin("post", "set_emotion", "Switch to an emotion: {\"emotion_name\": \"joy\"}")
     def set_emotion(body: SetEmotion, session_id: str = DEFAULT_SESSION):
         server.session(session_id).set_emotion(body.emotion_name)

@@ -1,0 +1,92 @@
+"""The viewer page (`GET /`, `/sessions/{id}`) in a real browser: it shows the feed, its background is transparent
+(or the colour asked for) outside the character, an emotion button changes the picture, and a server with a key
+gets it from the URL fragment or from the page's form."""
+
+from __future__ import annotations
+
+import io
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from talkinghead_nb.live import LiveServer
+
+from .fake_engine import FakePoser
+
+OUTSIDE = (300, 5)  # row, column of the feed: transparent in crypko_00, below the stand-in renderer's pose bars
+
+
+def _feed_pixels(page, artifacts, name: str) -> np.ndarray:
+    """The feed as the page shows it, with the page's own background (transparent where nothing is drawn)."""
+    page.wait_for_function("document.getElementById('feed').naturalWidth === 512", timeout=30_000)
+    box = page.locator("#feed").bounding_box()
+    data = page.screenshot(clip=box, omit_background=True, path=str(artifacts / name))
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGBA")).astype(int)
+
+
+def test_the_page_shows_the_feed_on_a_transparent_or_chosen_background(browser, fake_server, artifacts):
+    page = browser.new_page(viewport={"width": 700, "height": 700})
+    page.goto(f"{fake_server.url}/?controls=0")
+    pixels = _feed_pixels(page, artifacts, "viewer-transparent.png")
+    assert pixels[..., 3].max() == 255 and pixels[OUTSIDE][3] == 0  # the character, and nothing around it
+    assert not page.locator("#controls").is_visible()  # bare: an OBS Browser Source
+    page.goto(f"{fake_server.url}/?controls=0&background=%2300ff00")
+    assert tuple(_feed_pixels(page, artifacts, "viewer-green.png")[OUTSIDE]) == (0, 255, 0, 255)
+    page.goto(f"{fake_server.url}/?controls=0&background=checker&size=256")
+    assert page.locator("#feed").bounding_box()["width"] == 256
+    page.close()
+
+
+def test_an_emotion_button_changes_the_picture_and_the_stats_say_what_is_rendered(browser, fake_server, artifacts):
+    page = browser.new_page(viewport={"width": 700, "height": 900})
+    page.goto(f"{fake_server.url}/")
+    page.locator("#emotions button", has_text="surprise").wait_for(timeout=30_000)
+    before = _feed_pixels(page, artifacts, "viewer-before.png")
+    page.locator("#emotions button", has_text="surprise").click()
+    page.wait_for_function("document.querySelector('#emotions button.current').textContent === 'surprise'",
+                           timeout=30_000)
+    page.wait_for_timeout(1500)  # the transition
+    after = _feed_pixels(page, artifacts, "viewer-surprise.png")
+    assert (np.abs(after - before).max(axis=-1) > 40).sum() > 100
+    assert fake_server.session().animator.emotion == "surprise"
+    page.locator("#talking").click()
+    page.wait_for_function("document.getElementById('talking').textContent === 'talking: on'", timeout=30_000)
+    assert fake_server.session().animator.talking
+    assert "new frames/s rendered" in page.locator("#stats").inner_text()
+    page.screenshot(path=str(artifacts / "viewer-controls.png"))
+    page.close()
+
+
+def test_a_session_has_its_own_page_and_an_unknown_one_is_a_404(browser, fake_server):
+    created = httpx.post(f"{fake_server.url}/api/sessions", timeout=30).json()
+    page = browser.new_page()
+    page.goto(f"{fake_server.url}/sessions/{created['id']}")
+    page.locator("#emotions button", has_text="joy").click()
+    page.wait_for_function("document.querySelector('#emotions button.current')?.textContent === 'joy'",
+                           timeout=30_000)
+    assert fake_server.session(created["id"]).animator.emotion == "joy"
+    assert fake_server.session().animator.emotion != "joy"
+    assert httpx.get(f"{fake_server.url}/sessions/nobody", timeout=30).status_code == 404
+    page.close()
+
+
+def test_with_a_key_the_page_takes_it_from_the_fragment_or_asks_for_it(browser, character):
+    with LiveServer(character, poser=FakePoser(), port=0, seed=0, api_key="s3cret-key") as live:
+        assert httpx.get(f"{live.url}/", timeout=30).status_code == 200  # the page itself is open
+        page = browser.new_page()
+        page.goto(f"{live.url}/#key=s3cret-key")
+        page.locator("#emotions button", has_text="joy").wait_for(timeout=30_000)
+        assert "key" not in page.url  # the key left the address bar
+        page.close()
+        page = browser.new_page()
+        page.goto(f"{live.url}/")
+        page.locator("#key-input").wait_for(state="visible", timeout=30_000)
+        assert "API key" in page.locator("#problem").inner_text()
+        page.fill("#key-input", "s3cret-key")
+        page.get_by_role("button", name="use it").click()
+        page.locator("#emotions button", has_text="anger").click()
+        page.wait_for_function("document.querySelector('#emotions button.current')?.textContent === 'anger'",
+                               timeout=30_000)
+        assert live.session().animator.emotion == "anger"
+        page.close()
