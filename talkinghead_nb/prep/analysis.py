@@ -1,5 +1,5 @@
-"""Measurements on a character's RGBA pixels: alpha shares, detached specks, hidden colour, the edge band and its
-colour deviation (background bleed), and registration against a template silhouette.
+"""Measurements on a character's RGBA pixels: alpha shares, detached specks, hidden colour, and registration against
+a template silhouette (the halo detector that examines the edges is :mod:`.halo`).
 
 Everything takes ``(H, W, 4) uint8`` arrays (and the template's alpha, from :func:`template_alpha`) and returns plain
 numbers or arrays, so that checks, fixes and plots share one definition of each measure.
@@ -17,11 +17,7 @@ from scipy import ndimage
 from ..character import find_character
 
 OPAQUE = 250            # alpha from which a pixel counts as opaque (some painted cut-outs never reach 255)
-OUTER_RING = 1          # px: the outermost ring of the silhouette, where background bleed shows
-INNER_RING = (3, 8)     # px deep: the ring whose colour the outer ring is compared with
-LOCAL_SIGMA = 4.0       # px: how far away that comparison colour may be
 HIDDEN_COLOUR_LEVEL = 16  # an RGB channel above this under zero alpha counts as hidden colour
-BLEED_WARNING = 0.28    # bleed score above which a rim is reported (clean examples: ≤ 0.23; README, "Character checks")
 
 
 @dataclass(frozen=True)
@@ -87,70 +83,6 @@ def hidden_colour_share(rgba: np.ndarray) -> float:
     if not hidden.any():
         return 0.0
     return float((rgba[hidden][:, :3].max(axis=1) > HIDDEN_COLOUR_LEVEL).mean())
-
-
-def edge_rings(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The outer ring (visible pixels within ``OUTER_RING`` px of the background) and the inner ring
-    (opaque pixels ``INNER_RING`` px deep) of the silhouette."""
-    background = rgba[..., 3] < OPAQUE
-    outer = (rgba[..., 3] > 0) & ndimage.binary_dilation(background, iterations=OUTER_RING)
-    inner = ~ndimage.binary_dilation(background, iterations=INNER_RING[0]) & \
-        ndimage.binary_dilation(background, iterations=INNER_RING[1])
-    return outer, inner
-
-
-def local_mean(rgb: np.ndarray, mask: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised Gaussian average of ``rgb`` over ``mask`` at every pixel, and where it is defined."""
-    weight = ndimage.gaussian_filter(mask.astype(np.float32), sigma)
-    colour = np.stack([ndimage.gaussian_filter(rgb[..., c] * mask, sigma) for c in range(3)], axis=-1)
-    defined = weight > 0.02
-    colour[defined] /= weight[defined][:, None]
-    return colour, defined
-
-
-@dataclass(frozen=True)
-class EdgeBleed:
-    """How far the silhouette's outer ring is pulled from the colour just inside it towards white
-    (``toward_white``) or black (``toward_black``): 0 not at all, 1 all the way, alpha-weighted means. ``score`` is
-    the larger; ``matte`` names it when the score is above ``BLEED_WARNING``. ``matte_slope``: slope of the luma gap
-    against alpha over semi-transparent pixels (< 0: lighter where more transparent, a white matte; > 0: a black
-    one). ``deviation``: the per-pixel pull (NaN off the outer ring), for heat maps."""
-
-    score: float
-    toward_white: float
-    toward_black: float
-    matte: str | None
-    matte_slope: float
-    deviation: np.ndarray
-
-
-_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
-
-
-def edge_bleed(rgba: np.ndarray) -> EdgeBleed:
-    outer, inner = edge_rings(rgba)
-    rgb = rgba[..., :3].astype(np.float32) / 255.0
-    alpha = rgba[..., 3].astype(np.float32) / 255.0
-    reference, defined = local_mean(rgb, inner, LOCAL_SIGMA)
-    use = outer & defined
-    deviation = np.full(alpha.shape, np.nan, np.float32)
-    if not use.any():
-        return EdgeBleed(0.0, 0.0, 0.0, None, 0.0, deviation)
-    colour, ref, weight = rgb[use], reference[use], alpha[use]
-    pulls = []
-    for matte in (1.0, 0.0):  # the fraction of the way from the inner colour to the matte colour
-        direction = matte - ref
-        pull = ((colour - ref) * direction).sum(axis=1) / np.maximum((direction * direction).sum(axis=1), 1e-3)
-        pulls.append(np.clip(pull, -1.0, 1.0))
-    toward_white, toward_black = (float((p * weight).sum() / weight.sum()) for p in pulls)
-    deviation[use] = np.clip(np.maximum(*pulls), 0.0, 1.0)
-    score = max(toward_white, toward_black, 0.0)
-    matte = None if score <= BLEED_WARNING else ("white" if toward_white >= toward_black else "black")
-    semi = (alpha > 0.02) & (alpha < OPAQUE / 255) & defined
-    slope = 0.0
-    if semi.sum() >= 20:
-        slope = float(np.polyfit(alpha[semi], (rgb[semi] - reference[semi]) @ _LUMA, 1)[0])
-    return EdgeBleed(score, toward_white, toward_black, matte, slope, deviation)
 
 
 def worst_windows(deviation: np.ndarray, count: int = 3, size: int = 48) -> list[tuple[int, int]]:

@@ -17,6 +17,8 @@ from ..layout import FACE_BOX, describe
 from . import analysis as A
 from .analysis import DEFAULT_TEMPLATE, template_alpha
 from .fixes import REPAIRS
+from .halo import Halo, find_halo
+from .pixels import hex_colour
 
 PASS, WARNING, ERROR = "pass", "warning", "error"
 SEE_THROUGH_SHARE = 0.2   # semi-transparent share of the silhouette above which it looks see-through
@@ -51,7 +53,7 @@ class Report:
     source: str
     findings: list[Finding] = field(default_factory=list)
     rgba: np.ndarray | None = None   # the image as RGBA when it could be read as one
-    bleed: A.EdgeBleed | None = None
+    halo: Halo | None = None
     registration: A.Registration | None = None
 
     @property
@@ -123,16 +125,18 @@ def check_character(source: str | os.PathLike | bytes | Image.Image, *,
         return report
     _check_specks(report, rgba)
     _check_hidden_colour(report, rgba)
-    _check_bleed(report, rgba)
+    _check_edges(report, rgba)
     if rgba.shape[:2] == (SIZE, SIZE):
         _check_alignment(report, rgba, template)
     return report
 
 
 def _check_file(report: Report, image: Image.Image) -> None:
-    fmt = image.format or "in-memory"
+    fmt = image.format
     if fmt == "PNG":
         report.add("format", PASS, "PNG")
+    elif fmt is None:
+        report.add("format", PASS, "an image in memory (prep.save_new writes it as PNG)")
     elif fmt == "JPEG":
         report.add("format", ERROR, "JPEG: it cannot hold an alpha channel",
                    "cut the character out and export it as a PNG with transparency")
@@ -157,8 +161,8 @@ def _rgba(report: Report, image: Image.Image) -> np.ndarray | None:
                    "export as 32-bit RGBA")
     else:
         report.add("alpha", ERROR, f"no alpha channel (mode {image.mode}): THA3 treats every pixel with nonzero "
-                   "alpha as the character", "remove the background (e.g. GIMP's fuzzy select, or rembg) and export "
-                   "a PNG with transparency")
+                   "alpha as the character", "on a plain background, remove it (or cut the character out with "
+                   "rembg or an image editor) and export a PNG with transparency", repair="background")
         return None
     return np.asarray(image.convert("RGBA"))
 
@@ -173,7 +177,8 @@ def _check_alpha(report: Report, rgba: np.ndarray) -> bool:
         return False
     if shares.transparent == 0.0:
         report.add("coverage", ERROR, f"{text}: no transparent background, so THA3 would animate the background "
-                   "as part of the character", "remove the background and export with transparency")
+                   "as part of the character", "on a plain background, remove it; else cut the character out and "
+                   "export with transparency", repair="background")
         return False
     silhouette = shares.semi_transparent + shares.opaque
     if shares.semi_transparent > SEE_THROUGH_SHARE * silhouette:
@@ -206,16 +211,14 @@ def _check_hidden_colour(report: Report, rgba: np.ndarray) -> None:
         report.add("hidden", PASS, "no colour under zero alpha")
 
 
-def _check_bleed(report: Report, rgba: np.ndarray) -> None:
-    bleed = report.bleed = A.edge_bleed(rgba)
-    numbers = (f"bleed score {bleed.score:.2f} (pull toward white {bleed.toward_white:+.2f}, toward black "
-               f"{bleed.toward_black:+.2f}; warning above {A.BLEED_WARNING})")
-    if bleed.matte is None:
-        report.add("edges", PASS, f"{numbers}: no background rim on the silhouette")
-    else:
-        report.add("edges", WARNING, f"{numbers}: the outline has a {bleed.matte} rim (background bleed); it "
-                   "shows against other backgrounds", "erase the rim by hand (the edge figure shows where)",
-                   repair="edges")
+def _check_edges(report: Report, rgba: np.ndarray) -> None:
+    halo = report.halo = find_halo(rgba)
+    if not halo.found:
+        report.add("edges", PASS, f"{halo.describe()}: no background colour left around the silhouette")
+        return
+    report.add("edges", WARNING, f"{halo.describe()}: background colour left by the cut-out; it shows over any "
+               f"other background (estimated background colour {hex_colour(halo.colour)})",
+               "erase it by hand (the edge figure shows where)", repair="edges")
 
 
 def _check_alignment(report: Report, rgba: np.ndarray, template: str | os.PathLike) -> None:

@@ -10,71 +10,97 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 from ..atomic import write_bytes
 from ..character import SIZE
 from . import analysis as A
+from . import matting
 from .analysis import DEFAULT_TEMPLATE, template_alpha
+from .background import remove_background
+from .halo import find_halo
+from .pixels import composite, rgba_array
 
-
-def _rgba(image: Image.Image | np.ndarray) -> np.ndarray:
-    return np.array(image.convert("RGBA") if isinstance(image, Image.Image) else image, dtype=np.uint8)
+REGION = 2   # px around the halo pixels that are matted again
+RINGING = 2  # bicubic resampling leaves alpha up to this around a silhouette: invisible, but THA3 would animate it
 
 
 def fit_to_template(image: Image.Image, template: str | os.PathLike = DEFAULT_TEMPLATE) -> Image.Image:
     """Place an RGBA image of any size (a 512×768 Stable Diffusion render, say) on the 512×512 canvas so that its
-    head and shoulders overlay the template's: scale to 512 wide, then the scale and shift that :func:`register`
-    finds. Resampled with premultiplied alpha, so no dark fringes appear."""
+    head and shoulders overlay the template's: scale to 512 wide, bring the top of the silhouette within reach of the
+    template's, then the scale and shift that :func:`register` finds. Resampled with premultiplied alpha, so no dark
+    fringes appear."""
     rgba = image.convert("RGBA")
     base = SIZE / rgba.width
     height = max(1, round(rgba.height * base))
-    first = rgba.convert("RGBa").resize((SIZE, height), Image.Resampling.LANCZOS)
+    scaled = np.asarray(rgba.convert("RGBa").resize((SIZE, height), Image.Resampling.LANCZOS).convert("RGBA"))
+    reference = template_alpha(template)
+    # A tall render may put the head lower than the registration's search reaches: skip rows above it.
+    offset = max(0, _top(scaled[..., 3]) - _top(reference) - A.MAX_SHIFT // 2)
     canvas = np.zeros((SIZE, SIZE, 4), np.uint8)
-    top = np.asarray(first.convert("RGBA"))[:SIZE]
-    canvas[:top.shape[0]] = top
-    reg = A.register(canvas[..., 3], template_alpha(template))
-    # Output pixel p samples the scaled image at c + (p − d − c) / s (see analysis.register).
+    window = scaled[offset:offset + SIZE]
+    canvas[:window.shape[0]] = window
+    reg = A.register(canvas[..., 3], reference)
+    # Output pixel p samples the canvas at c + (p − d − c) / s (see analysis.register), the scaled image `offset`
+    # rows lower, and the input at that divided by `base`.
     c = SIZE / 2
     matrix = (1 / (reg.scale * base), 0.0, (c + (-reg.dx - c) / reg.scale) / base,
-              0.0, 1 / (reg.scale * base), (c + (-reg.dy - c) / reg.scale) / base)
+              0.0, 1 / (reg.scale * base), (c + (-reg.dy - c) / reg.scale + offset) / base)
     placed = rgba.convert("RGBa").transform((SIZE, SIZE), Image.Transform.AFFINE, matrix,
                                             resample=Image.Resampling.BICUBIC)
-    return placed.convert("RGBA")
+    out = np.array(placed.convert("RGBA"))
+    out[out[..., 3] <= RINGING] = 0
+    return Image.fromarray(out, "RGBA")
+
+
+def _top(alpha: np.ndarray) -> int:
+    """The first row of the silhouette (alpha > 127), or 0."""
+    rows = np.flatnonzero((alpha > 127).any(axis=1))
+    return int(rows[0]) if len(rows) else 0
 
 
 def remove_specks(image: Image.Image, max_fraction: float = 0.01) -> Image.Image:
     """Make transparent every part detached from the main silhouette that is smaller than ``max_fraction`` of it."""
-    rgba = _rgba(image)
+    rgba = rgba_array(image)
     rgba[A.speck_mask(rgba, max_fraction)] = 0
     return Image.fromarray(rgba, "RGBA")
 
 
 def clear_hidden_colour(image: Image.Image) -> Image.Image:
     """Set the colour of fully transparent pixels to black (what THA3 tools expect under zero alpha)."""
-    rgba = _rgba(image)
+    rgba = rgba_array(image)
     rgba[rgba[..., 3] == 0] = 0
     return Image.fromarray(rgba, "RGBA")
 
 
-def decontaminate_edges(image: Image.Image, sigma: float = 1.5) -> Image.Image:
-    """Replace the colour of the outer ring and of semi-transparent pixels by an estimate of the true foreground
-    colour there: the local mean of the opaque pixels just inside the ring. Alpha is kept."""
-    rgba = _rgba(image)
-    outer, _ = A.edge_rings(rgba)
-    alpha = rgba[..., 3]
-    source = (alpha >= A.OPAQUE) & ~outer
-    rgb = rgba[..., :3].astype(np.float32) / 255.0
-    colour, defined = A.local_mean(rgb, source, sigma)
-    wide, wide_defined = A.local_mean(rgb, source, sigma * 4)  # for pixels far from any interior
-    colour[~defined & wide_defined] = wide[~defined & wide_defined]
-    target = (outer | ((alpha > 0) & (alpha < A.OPAQUE))) & (defined | wide_defined)
-    rgba[..., :3][target] = np.round(colour[target] * 255).astype(np.uint8)
+def decontaminate_edges(image: Image.Image) -> Image.Image:
+    """Take the background colour out of the outline: where the halo detector (:func:`find_halo`) finds background
+    colour left around the silhouette, composite the image over that colour, as the render it was cut from looked,
+    solve the alpha of those pixels again by closed-form matting and un-mix their colours by foreground estimation.
+    A ring of background colour becomes transparent; soft edges mixed with it keep their alpha and get their own
+    colour back. Nothing else changes; an image without a halo comes back unchanged."""
+    rgba = rgba_array(image)
+    halo = find_halo(rgba)
+    if not halo.found:
+        return Image.fromarray(rgba, "RGBA")
+    region = ndimage.binary_dilation(halo.mask, iterations=REGION) & ndimage.binary_dilation(rgba[..., 3] > 0)
+    rendered = composite(rgba, halo.colour).astype(np.float64) / 255.0
+    alpha = rgba[..., 3] / 255.0
+    trimap = np.where(alpha >= A.OPAQUE / 255, 1.0, np.where(alpha == 0, 0.0, 0.5))
+    trimap[region] = 0.5
+    solved = np.where(region, matting.snapped(matting.solve_alpha(rendered, trimap)), alpha)
+    unmixed = matting.foreground(rendered, solved)
+    rgba[..., 3] = np.round(solved * 255).astype(np.uint8)
+    rgba[..., :3][region] = np.round(unmixed[region] * 255).astype(np.uint8)
+    rgba[rgba[..., 3] == 0] = 0
     return Image.fromarray(rgba, "RGBA")
 
 
-# name → repair, in the order they are best applied (fit first: the others then work on the final canvas)
+# name → repair, in the order they are best applied (the background first, at the render's size; then the fit: the
+# others work on the final canvas)
 REPAIRS: dict[str, Callable[[Image.Image], Image.Image]] = {
-    "fit": fit_to_template, "specks": remove_specks, "hidden": clear_hidden_colour, "edges": decontaminate_edges}
+    "background": remove_background, "fit": fit_to_template, "specks": remove_specks, "hidden": clear_hidden_colour,
+    "edges": decontaminate_edges}
 
 
 def check_new_path(path: str | os.PathLike, *, source: str | os.PathLike | None = None) -> Path:

@@ -16,27 +16,19 @@ from ..layout import EYEBROW_BOX, FACE_BOX
 from ..plots import Figure
 from . import analysis as A
 from .analysis import DEFAULT_TEMPLATE, template_alpha
+from .background import Cutout
+from .halo import find_halo
+from .pixels import composite, contrasting, hex_colour, rgba_array
 
 BACKGROUNDS = {"dark": (24, 24, 28), "light": (240, 240, 236), "saturated": (0, 200, 80)}
 MARK = "#ff3366"  # frames and circles drawn over the character
 
 
-def _rgba(image: Image.Image | np.ndarray) -> np.ndarray:
-    return np.asarray(image.convert("RGBA") if isinstance(image, Image.Image) else image, dtype=np.uint8)
-
-
-def composite(rgba: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
-    """``rgba`` over a flat background (straight alpha, sRGB)."""
-    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
-    out = rgba[..., :3] * alpha + np.array(colour, np.float32) * (1.0 - alpha)
-    return np.round(out).astype(np.uint8)
-
-
 def backgrounds_figure(image: Image.Image | np.ndarray, *, insets: int = 3, inset_size: int = 48) -> Figure:
-    """The character over dark, light and saturated backgrounds, and zoomed insets of the edge regions with the
-    strongest pull toward a matte (where bleed would show), each inset over all three backgrounds."""
-    rgba = _rgba(image)
-    corners = A.worst_windows(A.edge_bleed(rgba).deviation, insets, inset_size)
+    """The character over dark, light and saturated backgrounds, and zoomed insets of the edge regions that show the
+    most background colour (the halo detector's visible deviation), each inset over all three backgrounds."""
+    rgba = rgba_array(image)
+    corners = A.worst_windows(find_halo(rgba).error, insets, inset_size)
     columns = {f"over {name}": composite(rgba, colour) for name, colour in BACKGROUNDS.items()}
     return _with_insets(columns, corners, inset_size, "edge",
                         "Silhouette over different backgrounds: a rim of the old background shows as a halo")
@@ -66,62 +58,88 @@ def _with_insets(columns: dict[str, np.ndarray], corners: list[tuple[int, int]],
 
 
 def edge_figure(image: Image.Image | np.ndarray) -> Figure:
-    """Heat map of the outer ring's pull toward white or black, the alpha histogram, and luma against alpha for the
-    semi-transparent pixels (the fitted slope: < 0 a white matte, > 0 a black one)."""
-    rgba = _rgba(image)
-    bleed = A.edge_bleed(rgba)
-    fig = Figure(figsize=(13, 4.2))
-    ax = fig.add_subplot(1, 3, 1)
-    ax.imshow(composite(rgba, (60, 60, 60)) // 3 + 40)
-    # The ring is one pixel wide: thicken it for the eye.
-    shown = ndimage.grey_dilation(np.nan_to_num(bleed.deviation, nan=-1.0), size=3)
-    heat = ax.imshow(np.where(shown < 0, np.nan, shown), cmap="inferno", vmin=0, vmax=1, interpolation="nearest")
-    fig.colorbar(heat, ax=ax, fraction=0.046, label="pull toward a matte colour")
-    ax.set_title(f"edge bleed: score {bleed.score:.2f}, {_verdict(bleed)}", fontsize=10)
+    """Where the halo detector (:func:`find_halo`) finds background colour around the silhouette: the halo pixels
+    marked over a background that contrasts with the estimated colour, each examined pixel's visible deviation as a
+    heat map, the estimated background colour, and the alpha histogram."""
+    rgba = rgba_array(image)
+    halo = find_halo(rgba)
+    fig = Figure(figsize=(16, 4.6))
+    grid = fig.add_gridspec(1, 4, width_ratios=[3, 3, 1.4, 2.2])
+    ax = fig.add_subplot(grid[0])
+    behind = contrasting(halo.colour) if halo.colour is not None else BACKGROUNDS["dark"]
+    marked = composite(rgba, behind)
+    marked[ndimage.binary_dilation(halo.mask)] = _mark_for(behind, *([halo.colour] if halo.colour else []))
+    ax.imshow(marked, interpolation="nearest")
+    ax.set_title(f"halo pixels marked ({'found' if halo.found else 'below the reporting level'}), over "
+                 f"{hex_colour(behind)}", fontsize=10)
     ax.set_axis_off()
 
+    ax = fig.add_subplot(grid[1])
+    ax.imshow(composite(rgba, (60, 60, 60)) // 3 + 40)
+    # The rim is one or two pixels wide: thicken it for the eye.
+    shown = ndimage.grey_dilation(np.nan_to_num(halo.error, nan=-1.0), size=3)
+    heat = ax.imshow(np.where(shown < 0, np.nan, shown), cmap="inferno", vmin=0, vmax=0.5, interpolation="nearest")
+    fig.colorbar(heat, ax=ax, fraction=0.046, label="visible deviation (alpha × colour distance)")
+    ax.set_title("how far each rim pixel shows the estimated background", fontsize=10)
+    ax.set_axis_off()
+
+    ax = fig.add_subplot(grid[2])
+    ax.set_xticks([])
+    ax.set_yticks([])  # the frame stays: a white swatch on a white figure
+    if halo.colour is not None:
+        ax.imshow(np.full((8, 8, 3), halo.colour, np.uint8))
+        ax.set_title(f"estimated background:\n{halo.colour_name} {hex_colour(halo.colour)}", fontsize=10)
+    else:
+        ax.set_title("no background colour\nstands out", fontsize=10)
+
     alpha = rgba[..., 3]
-    ax = fig.add_subplot(1, 3, 2)
+    ax = fig.add_subplot(grid[3])
     ax.hist(alpha[alpha > 0].ravel(), bins=64, color="#4a78b5", log=True)
     ax.set_xlabel("alpha (visible pixels)")
     ax.set_ylabel("pixels (log)")
-    shares = A.alpha_shares(rgba)
-    ax.set_title(f"alpha: {shares.semi_transparent:.1%} semi-transparent", fontsize=10)
-
-    ax = fig.add_subplot(1, 3, 3)
-    rgb = rgba[..., :3].astype(np.float32) / 255
-    _, inner = A.edge_rings(rgba)
-    reference, defined = A.local_mean(rgb, inner, A.LOCAL_SIGMA)
-    semi = (alpha > 5) & (alpha < A.OPAQUE) & defined
-    luma = np.array([0.2126, 0.7152, 0.0722], np.float32)
-    x, y = alpha[semi] / 255, (rgb[semi] - reference[semi]) @ luma
-    ax.scatter(x, y, s=2, alpha=0.3, color="#333333")
-    if len(x) >= 2:
-        xs = np.linspace(0, 1, 2)
-        ax.plot(xs, y.mean() + bleed.matte_slope * (xs - x.mean()), color="#d62728",
-                label=f"slope {bleed.matte_slope:+.2f}")
-        ax.legend(loc="upper right", fontsize=8)
-    ax.axhline(0, color="#999999", lw=0.8)
-    ax.set_xlabel("alpha")
-    ax.set_ylabel("luma minus the nearby interior's")
-    ax.set_title(f"luma vs alpha: slope {bleed.matte_slope:+.2f}, leaning "
-                 f"{'black' if bleed.matte_slope > 0 else 'white'}\nverdict (bleed score {bleed.score:.2f}): "
-                 f"{_verdict(bleed)}", fontsize=10)
-    ax.text(0.02, 0.02, "a matte rim steepens the slope (< 0 white, > 0 black);\ndark line art leans black too: "
-            "the score decides", transform=ax.transAxes, fontsize=7, color="#555555",
-            bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
+    ax.set_title(f"alpha: {A.alpha_shares(rgba).semi_transparent:.1%} semi-transparent", fontsize=10)
+    fig.suptitle(f"edges: {halo.describe()}", fontsize=11)
     fig.tight_layout()
     return fig
 
 
-def _verdict(bleed: A.EdgeBleed) -> str:
-    return f"a {bleed.matte} rim" if bleed.matte else "no rim"
+_MARKS = ((255, 51, 102), (0, 220, 255), (255, 230, 0), (40, 40, 255))
+
+
+def _mark_for(*colours: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The marking colour that stands out most from all of ``colours`` (the background and the halo's)."""
+    return max(_MARKS, key=lambda mark: min(np.abs(np.subtract(mark, c)).sum() for c in colours))
+
+
+def cutout_figure(render: Image.Image | np.ndarray, cutout: Cutout, *, insets: int = 2, inset_size: int = 64
+                  ) -> Figure:
+    """A background removal: the render, the trimap that matting solved (grey: the band it decided), and the
+    character over a checkerboard and over a colour that contrasts with the old background, with zoomed insets
+    where the edge is softest (hair strands)."""
+    rgba = rgba_array(cutout.image)
+    shape = rgba.shape[:2]
+    old = np.round(cutout.background.picture(shape).mean(axis=(0, 1)) * 255)
+    trimap = np.round(np.repeat(cutout.trimap[..., None], 3, axis=-1) * 255).astype(np.uint8)
+    columns = {"render": np.asarray(render.convert("RGB") if isinstance(render, Image.Image) else render),
+               "trimap (grey: matted)": trimap,
+               "result over a checkerboard": composite(rgba, checkerboard(shape)),
+               f"result over {hex_colour(contrasting(old))}": composite(rgba, contrasting(old))}
+    soft = ((rgba[..., 3] > 0) & (rgba[..., 3] < 255)).astype(np.float32)
+    return _with_insets(columns, A.worst_windows(soft, insets, inset_size), inset_size, "edge",
+                        f"background removal: {cutout.describe()}")
+
+
+def checkerboard(shape: tuple[int, int], square: int = 16) -> np.ndarray:
+    """An ``(H, W, 3)`` grey checkerboard, as image editors show transparency."""
+    rows, columns = np.indices(shape)
+    light = ((rows // square + columns // square) % 2).astype(bool)
+    return np.where(light[..., None], np.uint8(204), np.uint8(153)).repeat(3, axis=-1)
 
 
 def specks_figure(image: Image.Image | np.ndarray) -> Figure:
     """The stray specks, circled: over a dark background (what a viewer sees; faint specks are invisible) and on the
     silhouette as THA3 sees it (every pixel with alpha > 0), with the specks in red."""
-    rgba = _rgba(image)
+    rgba = rgba_array(image)
     specks = A.specks(rgba)
     silhouette = np.where(rgba[..., 3:4] > 0, np.uint8(150), np.uint8(236)).repeat(3, axis=-1)
     silhouette[A.speck_mask(rgba)] = (220, 0, 60)
@@ -147,7 +165,7 @@ def alignment_figure(image: Image.Image | np.ndarray, template: str | os.PathLik
     """The silhouette (orange) over the template's (blue), with the eyebrow and face crops the networks work on: as
     it is, with the check's numbers (the best shift, no scaling), and as the fit repair (``fit_to_template``) would
     place it (the best scale and shift)."""
-    alpha, reference = _rgba(image)[..., 3], template_alpha(template)
+    alpha, reference = rgba_array(image)[..., 3], template_alpha(template)
     as_is = A.register(alpha, reference, scales=A.POSITION_ONLY)
     fitted = A.register(alpha, reference)
     fig = Figure(figsize=(11, 6.4), layout="constrained")
@@ -177,7 +195,7 @@ def repair_figure(before: Image.Image | np.ndarray, after: Image.Image | np.ndar
                   background: str = "dark", insets: int = 2, inset_size: int = 48) -> Figure:
     """Before and after a repair over one of ``BACKGROUNDS``, and the changed pixels in yellow, with zoomed insets
     where most changed. Images of different sizes (the fit) are shown side by side only."""
-    old, new = _rgba(before), _rgba(after)
+    old, new = rgba_array(before), rgba_array(after)
     colour = BACKGROUNDS[background]
     columns = {"before": composite(old, colour), "after": composite(new, colour)}
     if old.shape != new.shape:
