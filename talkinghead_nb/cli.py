@@ -1,5 +1,5 @@
-"""Command line: talkinghead-nb render | contact-sheet | sprites | check | repair | serve | emotions | params |
-reset-emotions | weights.
+"""Command line: talkinghead-nb render | contact-sheet | sprites | record | speak | check | repair | serve | emotions |
+params | reset-emotions | weights.
 
 CHARACTER is a PNG path or the name of an example character (lambda_00, lambda_01, crypko_00 ... crypko_07).
 
@@ -15,6 +15,7 @@ import argparse
 import difflib
 import errno
 import io
+import json
 import os
 import re
 import shlex
@@ -269,6 +270,60 @@ def cmd_speak(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_record(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .recording import TAIL_SECONDS, Script, record
+    from .video import check_target
+    target, background = check_writable(check_target(args.out)), _colour(args.background)
+    effects = _effects(args.effects)
+    character, templates = _load(args), _templates(args)
+    speech = None
+    if args.say:
+        from .speech import synthesize
+        speech = synthesize(args.say, voice=args.voice, rate=args.rate)
+    if args.script:
+        script = Script.from_json(_json_file(args.script), templates)
+    else:
+        seconds = args.seconds or (speech.duration + TAIL_SECONDS if speech else 5.0)
+        script = Script.from_json({"seconds": seconds, "emotion": _emotion(templates, args.emotion),
+                                   "talking": args.talking}, templates)
+    poser = _poser(args, backend=args.backend)
+    start = time.perf_counter()
+    recording = record(poser, character, templates, target, script, fps=args.fps, speech=speech,
+                       effects=effects, background=background, progress=None if args.quiet else lambda poses: tqdm(
+                           poses, total=round(script.seconds * args.fps), desc="frames", unit="frame"))
+    print(f"wrote {recording} ({time.perf_counter() - start:.1f} s to render)")
+    return 0
+
+
+def _effects(choice: str | None):
+    """An effect chain from a preset's name or a JSON file (None: no effects)."""
+    if choice is None:
+        return None
+    from .effects import PRESETS, parse_chain
+    if choice in PRESETS:
+        return PRESETS[choice]
+    if not Path(choice).is_file():
+        raise ValueError(f"--effects {choice}: neither a preset ({', '.join(PRESETS)}) nor a JSON file")
+    return parse_chain(_json_file(choice))
+
+
+def _json_file(path: str) -> object:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+
+
+def _colour(text: str) -> tuple[int, int, int]:
+    """``#rrggbb`` (or ``rrggbb``) as an RGB tuple; else a ValueError that shows the form."""
+    digits = text.lstrip("#")
+    if not re.fullmatch(r"[0-9a-fA-F]{6}", digits):
+        raise ValueError(f"{text!r} is not a colour: write it as #rrggbb, e.g. #ffffff")
+    return tuple(int(digits[i:i + 2], 16) for i in (0, 2, 4))
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from .prep import alignment_figure, backgrounds_figure, check_character, edge_figure, specks_figure
     if args.plots:
@@ -296,8 +351,20 @@ def cmd_repair(args: argparse.Namespace) -> int:
     check_writable(check_new_path(args.output, source=source))
     image = open_image(source)[0].convert("RGBA")
     for name in chosen:
-        image = prep.fit_to_template(image, template) if name == "fit" else prep.REPAIRS[name](image)
-        print(f"{name}: done")
+        if name == "background":
+            cutout = prep.cut_out(image)
+            image = cutout.image
+            print(f"background: removed; {cutout.describe()}")
+        elif name == "fit":
+            image = prep.fit_to_template(image, template)
+            print(f"fit: placed on {image.width}×{image.height}")
+        elif name == "edges":
+            halo = prep.find_halo(np.asarray(image))
+            image = prep.decontaminate_edges(image)
+            print(f"edges: {'matted again where ' + halo.describe() if halo.found else 'no halo found, unchanged'}")
+        else:
+            image = prep.REPAIRS[name](image)
+            print(f"{name}: done")
     path = prep.save_new(image, args.output, source=source)
     print(f"wrote {path}; check it with: talkinghead-nb check {shlex.quote(str(path))}")
     return 0
@@ -308,6 +375,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .live.http import ServerLimits
     limits = ServerLimits(max_upload_mb=args.max_upload_mb, max_sessions=args.max_sessions,
                           max_feeds=args.max_feeds, max_connections=max(128, args.max_feeds + 32))
+    effects = _effects(args.effects)
     character = _load(args)
     poser = _poser(args, compile=args.compile)
     if args.compile:
@@ -318,8 +386,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for problem in server.settings_problems:
         print(f"warning: {problem}", file=sys.stderr)
     server.start()
+    if effects is not None:
+        server.session().effects = effects
     print(f"serving {character.name} with {poser.variant} on {poser.device} at {server.url}\n"
-          f"feed: {server.feed_url()}\nAPI: {server.url}/openapi.json · Ctrl-C stops", flush=True)
+          f"viewer: {server.url}/ · feed: {server.feed_url()}\nAPI: {server.url}/openapi.json · Ctrl-C stops",
+          flush=True)
     try:
         while server.running:
             time.sleep(0.5)
@@ -475,6 +546,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _engine_options(p)
 
+    p = _command(sub, "record", cmd_record, "record the animation at a fixed frame rate (exact renders) as animated "
+                                            "WebP or APNG (with alpha), GIF, WebM (VP9 with alpha) or MP4")
+    _character_argument(p)
+    p.add_argument("out", help="the file to write: its suffix picks the format (.webp, .png, .gif, .webm, .mp4)")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="length (default: 5, or the speech's length with --say; at most 600)")
+    p.add_argument("--emotion", default="neutral", help="the emotion (default: neutral)")
+    p.add_argument("--talking", action="store_true", help="the talking animation (the mouth moves at random)")
+    p.add_argument("--script", default=None, metavar="JSON",
+                   help="a script file instead: {\"seconds\": 6, \"emotion\": \"joy\", \"steps\": "
+                        "[{\"at\": 2, \"emotion\": \"surprise\"}, {\"at\": 3, \"talking\": true}]}")
+    p.add_argument("--say", default=None, metavar="TEXT",
+                   help="lip sync to this text, spoken by eSpeak NG (the speech extra); WebM and MP4 carry the sound, "
+                        "the other formats get it beside them as .wav")
+    p.add_argument("--voice", default="en-us", help="eSpeak voice for --say (default: en-us)")
+    p.add_argument("--rate", type=int, default=175, help="words per minute for --say, 80–450 (default: 175)")
+    p.add_argument("--fps", type=float, default=25.0, help="frames per second, at most 60 (default: 25)")
+    p.add_argument("--effects", default=None, metavar="PRESET|JSON",
+                   help="effects on every frame: a preset (crt, hologram, vhs, dreamy, noir) or a JSON file with a "
+                        "chain such as [{\"name\": \"bloom\", \"strength\": 0.6}]")
+    p.add_argument("--background", default="#ffffff",
+                   help="the colour under transparent pixels in MP4 (the other formats keep alpha; default: #ffffff)")
+    p.add_argument("--backend", default="torch", type=_one_of(BACKENDS, "backend"), metavar="BACKEND",
+                   help="CPU backend: torch (exact, the default), openvino or openvino-bf16 (faster, approximate)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _engine_options(p)
+
     p = _command(sub, "check", cmd_check, "check a character image; exit status 1 when there are errors")
     p.add_argument("character", help=CHARACTER_HELP)
     p.add_argument("--template", default="lambda_00",
@@ -484,17 +582,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "repair", cmd_repair, "write a repaired copy of a character image (never overwrites)")
     p.add_argument("input", help=CHARACTER_HELP)
     p.add_argument("output", help="the new PNG to write (an existing file is refused)")
+    p.add_argument("--background", action="store_true",
+                   help="remove a plain or softly graded background (a render without transparency); alone, the "
+                   "result keeps the input's size")
     p.add_argument("--fit", action="store_true",
                    help="scale and place it on 512×512 so that its head and shoulders overlay the template's")
     p.add_argument("--specks", action="store_true", help="remove stray specks (parts detached from the silhouette)")
     p.add_argument("--hidden", action="store_true", help="clear the colour under zero alpha")
-    p.add_argument("--edges", action="store_true", help="decontaminate edge colours (remove a matte rim)")
+    p.add_argument("--edges", action="store_true",
+                   help="take background colour out of the outline (a halo or soft edges mixed with it)")
     p.add_argument("--template", default="lambda_00",
                    help="the template --fit aligns to, a path or an example name (default: lambda_00)")
 
     p = _command(sub, "serve", cmd_serve, "run the live server (SillyTavern-Extras talkinghead API) until Ctrl-C")
     _character_argument(p, optional=True)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--effects", default=None, metavar="PRESET|JSON",
+                   help="effects on every frame: a preset (crt, hologram, vhs, dreamy, noir) or a JSON file with a "
+                        "chain such as [{\"name\": \"bloom\", \"strength\": 0.6}]")
     p.add_argument("--port", type=int, default=5100, help="port (default: 5100, SillyTavern-Extras'; 0: any free)")
     p.add_argument("--settings", default=None, metavar="JSON",
                    help="animator settings JSON (default: the project's animator.json)")

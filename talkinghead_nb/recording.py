@@ -1,20 +1,23 @@
-"""Recordings of a character speaking: exact renders of the animation at a fixed frame rate (not the live,
-render-bound rate), written as numbered PNG frames with the audio beside them, and as a video with sound when an
-ffmpeg is at hand (the ``imageio-ffmpeg`` wheel ships one).
+"""Recordings: exact renders of the animation at a fixed frame rate (not the live, render-bound rate), from a script
+(how long, which emotion, talking, changes at given times) and optionally speech, written as an animation file
+(WebP, APNG, GIF, WebM, MP4: :mod:`talkinghead_nb.video`) or as numbered PNG frames with the audio beside them.
 
 The animator runs on a clock of its own (frame ``i`` is at ``i / fps`` seconds), so a recording is the same on any
-machine and frame ``i`` equals ``poser.render_array(character, pose_at(i / fps))``.
+machine, and frame ``i`` equals the engine's render of the pose at ``i / fps`` (then the effect chain, if any, at
+that time).
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import html
+import math
 import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,87 +28,223 @@ from .encoding import encode_png
 from .engine import Poser
 from .live.animator import Animator
 from .live.settings import AnimatorSettings
+from .messages import name_list, short_repr
 from .speech import Speech
+from .video import SOUND_FORMATS, AnimationWriter, check_target
 
 MAX_FPS = 60
-TAIL_SECONDS = 0.3  # after the speech: the mouth returns to the emotion's shape
+MAX_SECONDS = 600
+MAX_STEPS = 256
+TAIL_SECONDS = 0.3   # after speech: the mouth returns to the emotion's shape
+INLINE_BYTES = 20 * 2**20  # a recording up to this size shows inline in a notebook
+
+
+class ScriptError(ValueError):
+    """A recording script that cannot be followed as given; the message says what to send instead."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """At ``at`` seconds, switch to ``emotion`` and/or start or stop ``talking``."""
+
+    at: float
+    emotion: str | None = None
+    talking: bool | None = None
+
+
+@dataclass(frozen=True)
+class Script:
+    """What a recording shows: ``seconds`` long, starting in ``emotion`` (talking or not), with ``steps``."""
+
+    seconds: float
+    emotion: str = "neutral"
+    talking: bool = False
+    steps: tuple[Step, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: Any, templates: EmotionTemplates, *, max_seconds: float = MAX_SECONDS) -> Script:
+        """``{"seconds": 5, "emotion": "joy", "talking": false, "steps": [{"at": 2, "emotion": "surprise"},
+        {"at": 3, "talking": true}]}``, checked against ``templates`` and the limits."""
+        if not isinstance(data, dict):
+            raise ScriptError(f"a script is a JSON object such as {{\"seconds\": 5, \"emotion\": \"joy\"}}, got "
+                              f"{short_repr(data)}")
+        unknown = sorted(set(data) - {"seconds", "emotion", "talking", "steps"})
+        if unknown:
+            raise ScriptError(f"unknown script field(s) {name_list([short_repr(n) for n in unknown])}; known: seconds, "
+                              "emotion, talking, steps")
+        steps = data.get("steps", [])
+        if not isinstance(steps, list) or len(steps) > MAX_STEPS:
+            raise ScriptError(f"steps: a list of at most {MAX_STEPS} objects such as {{\"at\": 2, \"emotion\": "
+                              "\"joy\"}")
+        script = cls(_number(data.get("seconds"), "seconds", 0, max_seconds, open_low=True),
+                     _emotion(data.get("emotion", "neutral"), templates, "emotion"),
+                     _flag(data.get("talking", False), "talking"),
+                     tuple(_step(step, i, templates) for i, step in enumerate(steps)))
+        late = [step.at for step in script.steps if step.at > script.seconds]
+        if late:
+            raise ScriptError(f"a step at {late[0]:g} s comes after the end ({script.seconds:g} s)")
+        return script
+
+    def to_json(self) -> dict[str, Any]:
+        steps = [{key: value for key, value in vars(step).items() if value is not None} for step in self.steps]
+        return {"seconds": self.seconds, "emotion": self.emotion, "talking": self.talking, "steps": steps}
+
+
+def _number(value: Any, name: str, low: float, high: float, *, open_low: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value > high or value < low or (open_low and value == low):
+        bound = f"above {low:g}" if open_low else f"at least {low:g}"
+        raise ScriptError(f"{name} must be a number {bound} and at most {high:g}, got {short_repr(value)}")
+    return float(value)
+
+
+def _emotion(value: Any, templates: EmotionTemplates, name: str) -> str:
+    if value not in templates.poses:
+        raise ScriptError(f"{name}: unknown emotion {short_repr(value)}; known: {name_list(templates.names)}")
+    return value
+
+
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ScriptError(f"{name} must be true or false, got {short_repr(value)}")
+    return value
+
+
+def _step(data: Any, index: int, templates: EmotionTemplates) -> Step:
+    where = f"steps[{index}]"
+    if not isinstance(data, dict) or "at" not in data or not set(data) <= {"at", "emotion", "talking"}:
+        raise ScriptError(f"{where}: an object with \"at\" (seconds) and \"emotion\" and/or \"talking\", got "
+                          f"{short_repr(data)}")
+    return Step(_number(data["at"], f"{where}.at", 0, MAX_SECONDS),
+                _emotion(data["emotion"], templates, f"{where}.emotion") if "emotion" in data else None,
+                _flag(data["talking"], f"{where}.talking") if "talking" in data else None)
+
+
+def script_poses(script: Script, templates: EmotionTemplates, *, fps: float = 25.0, seed: int = 0,
+                 settings: AnimatorSettings | None = None, speech: Speech | None = None,
+                 speech_at: float = 0.0) -> Iterator[np.ndarray]:
+    """The pose of every frame of ``script`` (``speech`` said from ``speech_at`` s): the animator on a fixed clock."""
+    if not 0 < fps <= MAX_FPS:
+        raise ScriptError(f"fps must be above 0 and at most {MAX_FPS}, got {fps}")
+    animator = Animator(templates, settings, emotion=script.emotion, seed=seed, now=0.0)
+    if script.talking:
+        animator.start_talking()
+    if speech is not None:
+        animator.speak(speech.track, start=speech_at)
+    pending = sorted(script.steps, key=lambda step: step.at)
+    for i in range(max(1, round(script.seconds * fps))):
+        now = i / fps
+        while pending and pending[0].at <= now:
+            _apply(animator, pending.pop(0), now)
+        yield animator.pose(now)
+
+
+def _apply(animator: Animator, step: Step, now: float) -> None:
+    if step.emotion is not None:
+        animator.set_emotion(step.emotion, now)
+    if step.talking is not None:
+        animator.start_talking() if step.talking else animator.stop_talking()
 
 
 @dataclass
 class Recording:
-    folder: Path
+    """What a recording wrote: ``path`` (an animation file, or the folder of frames), frame count, rate, audio."""
+
+    path: Path
     frames: int
     fps: float
     audio: Path | None = None
     video: Path | None = None
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.fps
+
     def __str__(self) -> str:
-        parts = [f"{self.frames} frames at {self.fps:g} FPS in {self.folder}"]
+        parts = [f"{self.frames} frames at {self.fps:g} FPS ({self.seconds:.1f} s) in {self.path}"]
         parts += [f"audio {self.audio.name}"] if self.audio else []
         parts += [f"video {self.video.name}"] if self.video else []
         return "; ".join(parts + self.notes)
 
+    def _repr_html_(self) -> str:
+        """The clip itself in a notebook (an <img> or a <video>), when it is a file small enough to embed."""
+        shown = self.video or self.path
+        caption = f"<div>{html.escape(str(self))}</div>"
+        if not shown.is_file() or shown.stat().st_size > INLINE_BYTES:
+            return caption
+        data = base64.b64encode(shown.read_bytes()).decode()
+        kind = {".webp": "image/webp", ".png": "image/png", ".gif": "image/gif", ".webm": "video/webm",
+                ".mp4": "video/mp4"}[shown.suffix.lower()]
+        if kind.startswith("video"):
+            return f"<video controls loop autoplay muted src='data:{kind};base64,{data}' width=512></video>{caption}"
+        return f"<img src='data:{kind};base64,{data}' width=512>{caption}"
 
-def speech_poses(speech: Speech, templates: EmotionTemplates, *, fps: float = 25.0, emotion: str = "neutral",
-                 seed: int = 0, settings: AnimatorSettings | None = None) -> Iterator[np.ndarray]:
-    """The pose of every frame while ``speech`` is said (and a short tail): the animator on a fixed clock."""
-    if not 0 < fps <= MAX_FPS:
-        raise ValueError(f"fps must be above 0 and at most {MAX_FPS}, got {fps}")
-    animator = Animator(templates, settings, emotion=emotion, seed=seed, now=0.0)
-    animator.speak(speech.track, start=0.0)
-    count = int(np.ceil((max(speech.duration, speech.track.end) + TAIL_SECONDS) * fps))
-    for i in range(count):
-        yield animator.pose(i / fps)
+
+def render_frames(poser: Poser, character: Character, poses: Iterator[np.ndarray], *, fps: float,
+                  effects: Any = None) -> Iterator[np.ndarray]:
+    """``(512, 512, 4) uint8`` frames: the engine's render of each pose, then ``effects`` (an effect chain) at the
+    frame's time."""
+    for i, pose in enumerate(poses):
+        if effects is None:
+            yield poser.render_array(character, pose)[0]
+        else:
+            from .effects import to_display, to_rgba_array
+            yield to_rgba_array(effects.apply(to_display(poser.render_tensor(character, pose)), i / fps))[0]
 
 
-def ffmpeg_exe() -> str | None:
-    """An ffmpeg to encode videos with: the ``imageio-ffmpeg`` wheel's, else one on the PATH, else None."""
+def record(poser: Poser, character: Character, templates: EmotionTemplates, out: str | os.PathLike,
+           script: Script, *, fps: float = 25.0, speech: Speech | None = None, speech_at: float = 0.0,
+           seed: int = 0, settings: AnimatorSettings | None = None, effects: Any = None,
+           background: tuple[int, int, int] = (255, 255, 255),
+           progress: Callable[[Iterator], Iterator] | None = None) -> Recording:
+    """Record ``script`` into ``out`` (``.webp``, ``.png``, ``.gif``, ``.webm``, ``.mp4``); with ``speech``, the
+    sound goes into WebM and MP4 and beside the others as ``<name>.wav``. The file appears whole or not at all."""
+    target = check_target(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    poses = script_poses(script, templates, fps=fps, seed=seed, settings=settings, speech=speech, speech_at=speech_at)
+    frames = render_frames(poser, character, progress(poses) if progress else poses, fps=fps, effects=effects)
+    audio = None
+    if speech is not None:
+        audio = write_bytes(target.parent / f".{target.stem}-speech.wav", _padded(speech, speech_at).wav())
     try:
-        import imageio_ffmpeg
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError):
-        return shutil.which("ffmpeg")
+        with AnimationWriter(target, fps, audio=audio, background=background) as writer:
+            for frame in frames:
+                writer.add(frame)
+    finally:
+        if audio is not None:
+            audio.unlink(missing_ok=True)
+    beside = speech is not None and target.suffix.lower() not in SOUND_FORMATS  # else the sound is inside
+    return Recording(target, writer.frames, fps, audio=target.with_suffix(".wav") if beside else None)
+
+
+def _padded(speech: Speech, start: float) -> Speech:
+    """``speech`` with ``start`` seconds of silence before it, so that the sound starts with the mouth."""
+    silence = np.zeros(round(start * speech.sample_rate), np.float32)
+    return dataclasses.replace(speech, audio=np.concatenate([silence, speech.audio]))
 
 
 def record_speech(poser: Poser, character: Character, speech: Speech, templates: EmotionTemplates,
                   out_dir: str | os.PathLike, *, fps: float = 25.0, emotion: str = "neutral", seed: int = 0,
                   video: bool = True, background: tuple[int, int, int] = (255, 255, 255),
                   progress: Callable[[Iterator], Iterator] | None = None) -> Recording:
-    """Write ``frame_00000.png`` …, ``speech.wav`` and (with ``video`` and an ffmpeg) ``speech.mp4`` — H.264 with
-    AAC sound, the frames over ``background`` — into ``out_dir``. Every file appears whole or not at all; the video
-    is made in a temporary folder first."""
+    """Write ``frame_00000.png`` …, ``speech.wav`` and (with ``video``) ``speech.mp4`` — H.264 with AAC sound, the
+    frames over ``background`` — into ``out_dir``. Every file appears whole or not at all."""
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    poses = speech_poses(speech, templates, fps=fps, emotion=emotion, seed=seed)
-    if progress is not None:
-        poses = progress(poses)
-    frames = 0
-    for frames, pose in enumerate(poses, start=1):
-        write_bytes(folder / f"frame_{frames - 1:05d}.png", encode_png(poser.render_array(character, pose)[0]))
+    script = Script(max(speech.duration, speech.track.end) + TAIL_SECONDS, emotion=emotion)
+    poses = script_poses(script, templates, fps=fps, seed=seed, speech=speech)
     audio = write_bytes(folder / "speech.wav", speech.wav())
-    recording = Recording(folder, frames, fps, audio=audio)
-    if video:
-        exe = ffmpeg_exe()
-        if exe is None:
-            recording.notes.append("no video: install imageio-ffmpeg (pip install imageio-ffmpeg) for an MP4")
-        else:
-            recording.video = _encode_mp4(exe, folder, fps, background)
-    return recording
-
-
-def _encode_mp4(exe: str, folder: Path, fps: float, background: tuple[int, int, int]) -> Path:
-    target = folder / "speech.mp4"
-    colour = "0x{:02x}{:02x}{:02x}".format(*background)
-    with tempfile.TemporaryDirectory(dir=folder) as scratch:
-        partial = Path(scratch) / target.name
-        command = [exe, "-v", "error", "-y", "-framerate", f"{fps:g}", "-i", str(folder / "frame_%05d.png"),
-                   "-i", str(folder / "speech.wav"),
-                   "-filter_complex", f"color=c={colour}:s=512x512[bg];[bg][0:v]overlay=shortest=1,format=yuv420p",
-                   "-c:v", "libx264", "-crf", "20", "-c:a", "aac", "-b:a", "128k", "-shortest", str(partial)]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-        if result.returncode != 0:
-            raise RuntimeError(f"ffmpeg could not make the video ({result.stderr.strip()[-300:]}); the frames and "
-                               f"the audio are in {folder}")
-        os.replace(partial, target)
-    return target
+    writer = AnimationWriter(folder / "speech.mp4", fps, audio=audio, background=background) if video else None
+    frames = 0
+    try:
+        for frames, frame in enumerate(render_frames(poser, character, progress(poses) if progress else poses,
+                                                     fps=fps), start=1):
+            write_bytes(folder / f"frame_{frames - 1:05d}.png", encode_png(frame))
+            if writer is not None:
+                writer.add(frame)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    return Recording(folder, frames, fps, audio=audio, video=writer.close() if writer is not None else None)

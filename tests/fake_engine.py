@@ -8,9 +8,11 @@ import threading
 import time
 
 import numpy as np
+import torch
 
 from talkinghead_nb import pose as P
 from talkinghead_nb.character import Character
+from talkinghead_nb.imaging import rgba_to_tensor
 
 
 class FakePoser:
@@ -35,6 +37,10 @@ class FakePoser:
         with self._lock:
             self.frames += len(vectors)
         return out
+
+    def render_tensor(self, character: Character, poses) -> torch.Tensor:
+        """The same pictures as the engine's output: (N, 4, H, W) linear RGBA in [-1, 1]."""
+        return torch.cat([rgba_to_tensor(rgba) for rgba in self.render_array(character, poses)])
 
     def __repr__(self) -> str:
         return "FakePoser()"

@@ -339,3 +339,22 @@ def test_speak_records_frames_and_audio(tmp_path):
     assert "wrote" in result.stdout and "frames at 3 FPS" in result.stdout
     bad = cli("speak", "crypko_00", "", str(tmp_path / "none"), *CPU)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr and bad.stderr.startswith("error:")
+
+
+def test_record_writes_an_animation_and_refuses_what_it_cannot_write(tmp_path):
+    result = cli("record", "crypko_00", str(tmp_path / "clip.gif"), "--seconds", "0.5", "--fps", "4", "--emotion",
+                 "joy", "--talking", "--effects", "noir", "--quiet", *CPU)
+    assert result.returncode == 0, result.stderr
+    assert "wrote 2 frames at 4 FPS (0.5 s)" in result.stdout and (tmp_path / "clip.gif").read_bytes()[:6] == b"GIF89a"
+    bad = cli("record", "crypko_00", str(tmp_path / "clip.avi"), *CPU)
+    assert bad.returncode == 1 and "the suffix picks the format" in error_line(bad.stderr)
+    script = tmp_path / "script.json"
+    script.write_text('{"seconds": 2, "steps": [{"at": 1, "emotion": "jooy"}]}')
+    bad = cli("record", "crypko_00", str(tmp_path / "clip.webp"), "--script", str(script), *CPU)
+    assert bad.returncode == 1 and "steps[0].emotion: unknown emotion 'jooy'" in error_line(bad.stderr)
+    script.write_text('{"seconds": 2,')
+    bad = cli("record", "crypko_00", str(tmp_path / "clip.webp"), "--script", str(script), *CPU)
+    assert bad.returncode == 1 and "not valid JSON" in error_line(bad.stderr)
+    bad = cli("record", "crypko_00", str(tmp_path / "clip.webp"), "--effects", "sparkle", *CPU)
+    assert bad.returncode == 1 and "neither a preset (crt, hologram" in error_line(bad.stderr)
+    assert not (tmp_path / "clip.webp").exists() and not (tmp_path / "clip.avi").exists()

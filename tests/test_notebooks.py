@@ -19,6 +19,7 @@ FAST_PARAMETERS = {
     "05_live.ipynb": {"DEVICE": "cpu", "PORT": 0, "WATCH_SECONDS": 2, "STOP_AT_END": True},
     "06_five_stages.ipynb": {"DEVICE": "cpu"},
     "07_speech.ipynb": {"DEVICE": "cpu", "PORT": 0, "STOP_AT_END": True},
+    "08_show_and_share.ipynb": {"DEVICE": "cpu", "PORT": 0, "SECONDS": 0.5, "FPS": 4, "STOP_AT_END": True},
 }
 
 
@@ -29,11 +30,17 @@ def _with_parameters(nb: nbformat.NotebookNode, values: dict[str, object]) -> nb
     return nb
 
 
+def _shows_a_picture(output) -> bool:
+    """A figure, or a recording embedded as an image or a video."""
+    data = output.get("data", {})
+    return "image/png" in data or any(tag in data.get("text/html", "") for tag in ("src='data:image", "<video"))
+
+
 @pytest.mark.parametrize("name", sorted(FAST_PARAMETERS))
 def test_notebook_runs_headless(name, tmp_path):
     nb = _with_parameters(nbformat.read(NOTEBOOKS / name, as_version=4), FAST_PARAMETERS[name])
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if _shows_a_picture(o)]
     assert len(images) >= 2, "the notebook shows its figures"
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors

@@ -1,28 +1,106 @@
-"""Recordings of speech: exact renders of the animation on a fixed clock, the audio beside them, and a video."""
+"""Recordings: exact renders of the animation on a fixed clock, in every format, with sound where the format holds it,
+written whole or not at all; scripts are checked like any other client input."""
 
 from __future__ import annotations
 
 import subprocess
 
 import numpy as np
-from PIL import Image
+import pytest
+from PIL import Image, ImageSequence
 
 from talkinghead_nb.emotions import EmotionLibrary
-from talkinghead_nb.recording import ffmpeg_exe, record_speech, speech_poses
+from talkinghead_nb.recording import TAIL_SECONDS, Script, ScriptError, Step, record, record_speech, script_poses
 from talkinghead_nb.speech import synthesize
+from talkinghead_nb.video import AnimationWriter, ffmpeg_exe
+
+TEMPLATES = EmotionLibrary().load()
+SCRIPT = Script(1.0, emotion="joy", steps=(Step(0.5, emotion="surprise", talking=True),))
 
 
-def test_a_recording_is_exact_renders_of_the_speech_with_audio_and_video(poser, character, tmp_path):
+def _probe(path) -> str:
+    return subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+
+
+def _engine_frames(poser, character, script: Script, fps: float) -> list[np.ndarray]:
+    return [poser.render_array(character, pose)[0] for pose in script_poses(script, TEMPLATES, fps=fps)]
+
+
+def _same_picture(decoded: np.ndarray, rendered: np.ndarray) -> bool:
+    """Equal alpha everywhere and equal colour wherever something is visible (WebP may change colour under alpha 0)."""
+    visible = rendered[..., 3] > 0
+    return np.array_equal(decoded[..., 3], rendered[..., 3]) and np.array_equal(decoded[visible], rendered[visible])
+
+
+@pytest.mark.parametrize("suffix", [".webp", ".png"])
+def test_lossless_recordings_are_the_engine_renders_of_the_script(poser, character, tmp_path, suffix):
+    out = tmp_path / f"clip{suffix}"
+    recording = record(poser, character, TEMPLATES, out, SCRIPT, fps=4)
+    expected = _engine_frames(poser, character, SCRIPT, 4)
+    decoded = [np.asarray(frame.convert("RGBA")) for frame in ImageSequence.Iterator(Image.open(out))]
+    assert recording.frames == len(decoded) == len(expected) == 4
+    assert all(_same_picture(d, e) for d, e in zip(decoded, expected, strict=True))
+    assert not np.array_equal(expected[0], expected[-1])  # the step changed the picture
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no scratch left
+
+
+def test_video_and_gif_recordings_carry_alpha_or_sound_where_the_format_can(poser, character, tmp_path):
+    speech = synthesize("Hi.")
+    script = Script(speech.duration + TAIL_SECONDS, emotion="joy")
+    webm = record(poser, character, TEMPLATES, tmp_path / "clip.webm", script, fps=4, speech=speech, speech_at=0.1)
+    probe = _probe(webm.path)
+    assert "Video: vp9" in probe and "alpha_mode" in probe and "Audio: opus" in probe, probe
+    mp4 = record(poser, character, TEMPLATES, tmp_path / "clip.mp4", script, fps=4, speech=speech)
+    assert "Video: h264" in _probe(mp4.path) and "Audio: aac" in _probe(mp4.path)
+    gif = record(poser, character, TEMPLATES, tmp_path / "clip.gif", script, fps=4, speech=speech)
+    assert gif.audio == tmp_path / "clip.wav" and gif.audio.read_bytes()[:4] == b"RIFF"
+    first = Image.open(gif.path)
+    assert first.n_frames == gif.frames and "transparency" in first.info
+    assert "<img src='data:image/gif;base64," in gif._repr_html_()
+    assert "<video" in webm._repr_html_()
+
+
+def test_a_failed_recording_leaves_nothing_behind(tmp_path):
+    target = tmp_path / "clip.webp"
+    with pytest.raises(ValueError, match="a frame is a"), AnimationWriter(target, 10) as writer:
+        writer.add(np.zeros((512, 512, 4), np.uint8))
+        writer.add(np.zeros((100, 100, 4), np.uint8))
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match=r"\.webp, \.png \(APNG\), \.gif, \.webm or \.mp4"):
+        AnimationWriter(tmp_path / "clip.avi", 10)
+
+
+@pytest.mark.parametrize(("data", "words"), [
+    ({"seconds": 0}, "seconds must be a number above 0"),
+    ({"seconds": 1e9}, "at most 600"),
+    ({"seconds": "5"}, "seconds must be a number"),
+    ({"seconds": 2, "emotion": "jooy"}, "unknown emotion 'jooy'; known: admiration"),
+    ({"seconds": 2, "steps": [{"at": 3, "emotion": "joy"}]}, "a step at 3 s comes after the end"),
+    ({"seconds": 2, "steps": [{"at": 1, "dance": True}]}, "steps[0]: an object with \"at\""),
+    ({"seconds": 2, "steps": [{"at": 1, "talking": "yes"}]}, "steps[0].talking must be true or false"),
+    ({"seconds": 2, "colour": "red"}, "unknown script field(s) 'colour'"),
+    ([1, 2], "a script is a JSON object"),
+])
+def test_scripts_are_checked_with_messages_that_say_what_to_send(data, words):
+    with pytest.raises(ScriptError) as caught:
+        Script.from_json(data, TEMPLATES)
+    assert words in str(caught.value)
+
+
+def test_a_script_round_trips_through_json():
+    assert Script.from_json(SCRIPT.to_json(), TEMPLATES) == SCRIPT
+
+
+def test_a_speech_recording_is_exact_renders_with_audio_and_video(poser, character, tmp_path):
     speech = synthesize("Hi mom.")
-    templates = EmotionLibrary().load()
-    recording = record_speech(poser, character, speech, templates, tmp_path, fps=4, emotion="joy")
-    poses = list(speech_poses(speech, templates, fps=4, emotion="joy"))
+    recording = record_speech(poser, character, speech, TEMPLATES, tmp_path, fps=4, emotion="joy")
+    script = Script(max(speech.duration, speech.track.end) + TAIL_SECONDS, emotion="joy")
+    poses = list(script_poses(script, TEMPLATES, fps=4, speech=speech))
     assert recording.frames == len(poses) >= int(speech.duration * 4)
     for i in (0, len(poses) // 2):  # frame i is the engine's render of the animator's pose at i / fps
         frame = np.asarray(Image.open(tmp_path / f"frame_{i:05d}.png"))
         assert np.array_equal(frame, poser.render_array(character, poses[i])[0])
     assert recording.audio.read_bytes()[:4] == b"RIFF"
-    assert recording.video is not None and recording.video.stat().st_size > 10_000
-    probe = subprocess.run([ffmpeg_exe(), "-i", str(recording.video)], capture_output=True, text=True)
-    assert "Video: h264" in probe.stderr and "Audio: aac" in probe.stderr
-    assert not list(tmp_path.glob("tmp*")), "no scratch folder left behind"
+    probe = _probe(recording.video)
+    assert "Video: h264" in probe and "Audio: aac" in probe
+    assert not list(tmp_path.glob(".recording-*")), "no scratch folder left behind"

@@ -18,6 +18,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.exceptions import HTTPException
 
+from ..effects import PRESETS
+from ..effects import documentation as effects_documentation
 from ..encoding import check_format
 from ..speech import synthesize, track_from_timeline
 from .feed import feed_parts
@@ -178,6 +180,24 @@ def add_routes(app: FastAPI, server: LiveServer) -> None:  # noqa: C901 — one 
         parts = feed_parts(viewer, fmt, lambda: fps or session.animator.settings.target_fps)
         weakref.finalize(parts, viewer.close)  # a client gone before the first part: the generator never runs
         return StreamingResponse(parts, media_type="multipart/x-mixed-replace; boundary=frame")
+
+    @twin("post", "load_effects", "Effects on every frame: a chain [{\"name\": \"bloom\", \"strength\": 0.6}, …], "
+          "a preset's name (\"crt\"), or [] for none; GET …/effects lists the effects and their parameters")
+    def load_effects(data: Annotated[Any, Body()], session_id: str = DEFAULT_SESSION):
+        return {"status": "ok", "effects": server.session(session_id).load_effects(data).to_json()}
+
+    @twin("get", "effects", "The session's effect chain, the presets, and every effect's parameters with their ranges")
+    def effects(session_id: str = DEFAULT_SESSION):
+        return {"effects": server.session(session_id).effects.to_json(),
+                "presets": {name: chain.to_json() for name, chain in PRESETS.items()},
+                "documentation": effects_documentation()}
+
+    @twin("post", "record", "Record this session with exact renders at a fixed rate and answer with the file: "
+          "{\"seconds\": 3, \"format\": \"webp|png|gif|webm|mp4\", \"fps\": 25, \"emotion\": …, "
+          "\"talking\": …, \"steps\": [{\"at\": 1, \"emotion\": \"joy\"}]} (at most 30 s; one at a time)")
+    async def record_clip(data: Annotated[Any, Body()], session_id: str = DEFAULT_SESSION):
+        body, media_type = await run_in_threadpool(server.record_clip, server.session(session_id), data)
+        return Response(body, media_type=media_type)
 
     @twin("get", "stats", "Render and encode times, frames rendered and sent, output FPS, render-thread health")
     def stats(session_id: str = DEFAULT_SESSION):

@@ -16,12 +16,14 @@ import logging
 import os
 import re
 import socket
+import tempfile
 import threading
 import time
 import uuid
 import warnings
 from collections.abc import Callable
-from typing import ClassVar, TypeVar
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
@@ -30,11 +32,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from ..character import Character, load_character
 from ..emotions import EmotionLibrary
 from ..engine import Poser
+from ..messages import short_repr
 from ..speech import Track, track_from_audio
 from .http import ApiKeyGuard, BodyLimit, CapacityError, ServerLimits, SessionIdCheck, add_error_handlers
 from .pump import Viewer
 from .routes import DEFAULT_SESSION, add_routes
-from .session import LiveSession, SessionNotFound
+from .session import CommandError, LiveSession, SessionNotFound
 from .settings import load_settings
 
 T = TypeVar("T")
@@ -43,6 +46,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 5100  # SillyTavern-Extras' port, so that clients configured for it find us
 DECODE_WAIT_S = 30.0  # an upload waits this long for its turn to be decoded, then gets a 429
+API_RECORD_SECONDS = 30.0  # the longest recording a client may ask for (each frame is an exact render)
+MAX_RECORD_FPS = 60
+RECORD_TYPES = {"webp": "image/webp", "png": "image/apng", "gif": "image/gif", "webm": "video/webm",
+                "mp4": "video/mp4"}
 
 
 class LiveServer:
@@ -80,6 +87,7 @@ class LiveServer:
         self.sessions: dict[str, LiveSession] = {}
         self._sessions_lock = threading.Lock()
         self._decodes = threading.BoundedSemaphore(self.limits.max_decodes)
+        self._recordings = threading.BoundedSemaphore(1)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -148,6 +156,30 @@ class LiveServer:
             return decode()
         finally:
             self._decodes.release()
+
+    def record_clip(self, session: LiveSession, data: Any) -> tuple[bytes, str]:
+        """A recording of ``session`` for a client: ``{"format": "webp", "fps": 25, "seconds": 3, "emotion": …,
+        "talking": …, "steps": […]}`` (the script's fields, at most ``API_RECORD_SECONDS`` long) → the file's bytes
+        and media type. One recording at a time per server (each keeps the engine busy)."""
+        if not isinstance(data, dict):
+            raise CommandError("send a JSON object such as {\"seconds\": 3, \"format\": \"webp\"}")
+        fmt = data.get("format", "webp")
+        if fmt not in RECORD_TYPES:
+            raise CommandError(f"format must be one of {', '.join(RECORD_TYPES)}, got {short_repr(fmt)}")
+        fps = data.get("fps", session.animator.settings.target_fps)
+        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 1 <= fps <= MAX_RECORD_FPS:
+            raise CommandError(f"fps must be a number from 1 to {MAX_RECORD_FPS}, got {short_repr(fps)}")
+        script = {"seconds": 3.0, "emotion": session.animator.emotion, "talking": session.animator.talking,
+                  **{k: v for k, v in data.items() if k not in ("format", "fps")}}
+        if not self._recordings.acquire(blocking=False):
+            raise CapacityError("a recording is being made already; try again when it is done")
+        try:
+            with tempfile.TemporaryDirectory(prefix="talkinghead-record-") as folder:
+                out = Path(folder) / f"clip.{fmt}"
+                session.record(out, script=script, fps=float(fps), max_seconds=API_RECORD_SECONDS)
+                return out.read_bytes(), RECORD_TYPES[fmt]
+        finally:
+            self._recordings.release()
 
     # ---- lifecycle ------------------------------------------------------------------------------------------------
 

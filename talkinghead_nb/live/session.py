@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..character import Character
+from ..effects import PRESETS, EffectChain, EffectError, parse_chain, to_display, to_rgba_array
 from ..emotions import EmotionLibrary, EmotionTemplates, parse_templates
 from ..engine import Poser
 from ..messages import name_list, short_repr
-from ..speech import Track
+from ..speech import Speech, Track
 from .animator import Animator
 from .pump import FramePump, Viewer
 from .settings import AnimatorSettings
+
+if TYPE_CHECKING:
+    from ..recording import Recording
 
 MAX_SPEECH_DELAY = 10.0  # seconds a client may ask the mouth to wait for its audio
 
@@ -43,12 +49,18 @@ class LiveSession:
         self._character = character
         self._character_lock = threading.Lock()
         self.animator = Animator(library.load(), settings, emotion=emotion, seed=seed, now=time.monotonic())
+        self.effects = EffectChain()
+        self._started = time.monotonic()
         self.pump = FramePump(self._render, self.animator, name=f"talkinghead-pump-{session_id}")
 
     def _render(self, pose):
         with self._character_lock:
             character = self._character
-        return self.poser.render_array(character, pose)[0]
+        effects = self.effects
+        if not effects:
+            return self.poser.render_array(character, pose)[0]
+        frames = to_display(self.poser.render_tensor(character, pose))
+        return to_rgba_array(effects.apply(frames, time.monotonic() - self._started))[0]
 
     @property
     def character(self) -> Character:
@@ -117,6 +129,43 @@ class LiveSession:
             raise CommandError("animator settings not loaded: " + _summary(problems))
         self.animator.set_settings(settings)
         return settings
+
+    def record(self, out: str | os.PathLike, seconds: float = 5.0, *, script: Any = None, fps: float | None = None,
+               speech: Speech | None = None, background: tuple[int, int, int] = (255, 255, 255),
+               max_seconds: float | None = None, progress: Callable | None = None) -> Recording:
+        """Record this session (its character, templates, settings, effects) into ``out`` (.webp, .png, .gif, .webm,
+        .mp4) with exact renders at ``fps`` (default: the animator's target_fps), not the live rate: ``seconds`` from
+        its current emotion and talking state, or a ``script`` (a :class:`Script` or its JSON). The live feed goes on,
+        slower while the engine also renders the recording. Bad input raises :class:`CommandError`."""
+        from ..recording import MAX_SECONDS, Script, ScriptError, record
+        templates = self.animator.templates
+        try:
+            if script is None:
+                script = {"seconds": seconds, "emotion": self.animator.emotion, "talking": self.animator.talking}
+            if not isinstance(script, Script):
+                script = Script.from_json(script, templates, max_seconds=max_seconds or MAX_SECONDS)
+            return record(self.poser, self.character, templates, out, script,
+                          fps=fps or self.animator.settings.target_fps, speech=speech,
+                          settings=self.animator.settings, effects=self.effects, background=background,
+                          progress=progress)
+        except ScriptError as e:
+            raise CommandError(str(e)) from None
+
+    def load_effects(self, data: Any) -> EffectChain:
+        """Apply an effect chain to every frame from now on: its JSON (``[{"name": "bloom", "strength": 0.6}, …]``,
+        ``[]`` for none) or a preset's name (``"crt"``). A bad chain changes nothing."""
+        try:
+            if isinstance(data, str) and data in PRESETS:
+                chain = PRESETS[data]
+            elif isinstance(data, str):
+                raise EffectError(f"unknown preset {short_repr(data)}; presets: {name_list(PRESETS)}; or send the "
+                                  "chain itself as a JSON list")
+            else:
+                chain = parse_chain(data)
+        except EffectError as e:
+            raise CommandError(f"effects not loaded: {e}") from None
+        self.effects = chain
+        return chain
 
     def stats(self) -> dict:
         return {"id": self.id, "character": self._character.name, "emotion": self.animator.emotion,

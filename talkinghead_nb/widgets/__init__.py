@@ -1,6 +1,7 @@
 """ipywidgets panels for notebooks."""
 
+from .effects_panel import EffectsPanel
 from .live_view import LiveView
 from .pose_panel import PosePanel
 
-__all__ = ["LiveView", "PosePanel"]
+__all__ = ["EffectsPanel", "LiveView", "PosePanel"]

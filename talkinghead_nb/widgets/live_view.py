@@ -7,15 +7,19 @@ Widget updates from a thread need ipykernel ≥ 7.1 (7.0.0 dropped them).
 from __future__ import annotations
 
 import html
+import os
 import threading
 import time
 import weakref
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import ipywidgets as W
 
 from ..live.pump import ticks
 from ..live.session import LiveSession
+
+if TYPE_CHECKING:
+    from ..recording import Recording
 
 KEEPING_UP = 0.8  # rendering at less than this share of the view's rate counts as "cannot keep up"
 
@@ -120,6 +124,16 @@ class LiveView:
                 if time.monotonic() - last_stats > 0.5:
                     last_stats = time.monotonic()
                     self.stats.value = describe_rates(self.session.pump.stats(), viewer.fps, self.fps)
+
+    def record(self, out: str | os.PathLike, seconds: float = 5.0, **options: Any) -> Recording:
+        """Record what this view shows (its session, from the current emotion and talking state) into ``out``, with
+        exact renders at a fixed rate and a progress bar; the result shows inline. ``options``: those of
+        :meth:`LiveSession.record` (``script``, ``fps``, ``speech``, ``background``)."""
+        from tqdm.auto import tqdm
+        fps = options.get("fps") or self.session.animator.settings.target_fps
+        total = None if options.get("script") else round(seconds * fps)
+        return self.session.record(out, seconds, progress=lambda poses: tqdm(
+            poses, total=total, desc="recording", unit="frame"), **options)
 
     def _ipython_display_(self) -> None:
         from IPython.display import display

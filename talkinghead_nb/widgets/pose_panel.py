@@ -8,11 +8,9 @@ pending pose, so the renderer never works through stale poses and the UI stays r
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import re
-import threading
 import time
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from ..emotions import EmotionError, EmotionLibrary, EmotionTemplates, parse_tem
 from ..encoding import encode_png
 from ..engine import STAGE_OUTPUTS, Poser
 from ..imaging import visualize
+from .latest import LatestOnly, PreviewPanel
 
 CUSTOM = "[custom]"
 STEP = 0.01  # slider step; a value the browser sends back within half a step of ours is our value, not an edit
@@ -58,7 +57,7 @@ def tooltip(parameter: P.Parameter) -> str:
     return f"{parameter.key}: {parameter.low:g} … {parameter.high:g}"
 
 
-class PosePanel:
+class PosePanel(PreviewPanel):
     """``PosePanel(poser)`` and display it. Everything the buttons do is also a method, for scripts and tests."""
 
     def __init__(self, poser: Poser, character: Character | None = None, *, library: EmotionLibrary | None = None,
@@ -73,13 +72,9 @@ class PosePanel:
         self.sliders: dict[str, W.FloatSlider] = {}
         self.links: dict[str, W.Checkbox] = {}
         self._build(preview_size)
-        self._pending: tuple[np.ndarray, str] | None = None
-        self._rendering = False
-        self._cond = threading.Condition()
-        self._closed = False
         self.frames = 0
-        self._thread = threading.Thread(target=self._render_loop, daemon=True, name="talkinghead-pose-panel")
-        self._thread.start()
+        self._renderer = LatestOnly(self._render, lambda e: self._say(f"render failed: {type(e).__name__}: {e}",
+                                                                      error=True), name="talkinghead-pose-panel")
         self._show_source()
         self.load_preset("neutral")
 
@@ -308,46 +303,23 @@ class PosePanel:
     # ---- rendering ------------------------------------------------------------------------------------------------
 
     def _request(self) -> None:
-        with self._cond:
-            self._pending = (self.pose, self.stage.value)
-            self._cond.notify_all()
+        self._renderer.request((self.pose, self.stage.value))
 
     def wait_rendered(self, timeout: float = 60.0) -> bool:
         """Block until the preview shows the latest requested pose (for scripts and tests)."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._pending is not None or self._rendering:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-        return True
+        return self._renderer.wait(timeout)
 
-    def _render_loop(self) -> None:
-        while True:
-            with self._cond:
-                while self._pending is None and not self._closed:
-                    self._cond.wait()
-                if self._closed:
-                    return
-                (pose, stage), self._pending = self._pending, None  # only the newest pose is rendered
-                self._rendering = True
-            try:
-                start = time.perf_counter()
-                if stage == "image":
-                    rgba = self.poser.render_array(self.character, pose)[0]
-                else:
-                    rgba = visualize(self.poser.render_stages(self.character, pose)[stage])[0]
-                seconds = time.perf_counter() - start
-                self.preview.value = encode_png(rgba)
-                self.frames += 1
-                self.timing.value = f"{stage}: {seconds * 1e3:.0f} ms ({1 / seconds:.1f} FPS)"
-            except Exception as e:  # noqa: BLE001 — show it in the panel; the thread must survive
-                self._say(f"render failed: {type(e).__name__}: {e}", error=True)
-            finally:
-                with self._cond:
-                    self._rendering = False
-                    self._cond.notify_all()
+    def _render(self, request: tuple[np.ndarray, str]) -> None:
+        pose, stage = request
+        start = time.perf_counter()
+        if stage == "image":
+            rgba = self.poser.render_array(self.character, pose)[0]
+        else:
+            rgba = visualize(self.poser.render_stages(self.character, pose)[stage])[0]
+        seconds = time.perf_counter() - start
+        self.preview.value = encode_png(rgba)
+        self.frames += 1
+        self.timing.value = f"{stage}: {seconds * 1e3:.0f} ms ({1 / seconds:.1f} FPS)"
 
     # ---- plumbing -------------------------------------------------------------------------------------------------
 
@@ -357,18 +329,3 @@ class PosePanel:
             action(*args)
         except (CharacterError, EmotionError, P.PoseError, OSError, ValueError) as e:
             self._say(str(e), error=True)
-
-    def _say(self, text: str, error: bool = False) -> None:
-        colour = "#c62828" if error else "#2e7d32"
-        self.status.value = f"<span style='color:{colour}'>{html.escape(text)}</span>"
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._thread.join(10)
-        self.widget.close()
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-        display(self.widget)

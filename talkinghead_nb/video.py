@@ -1,0 +1,129 @@
+"""RGBA frames → an animation file, streamed through ffmpeg (the one the ``imageio-ffmpeg`` wheel ships), so a long
+recording never sits in memory. The format follows the file's suffix:
+
+- ``.webp``: animated WebP, lossless, with alpha; ``.png``: APNG with alpha; ``.gif``: GIF (on/off transparency,
+  256 colours); ``.webm``: VP9 with alpha (yuva420p) and Opus sound; ``.mp4``: H.264 over a background colour (MP4
+  players show no alpha) with AAC sound.
+
+Files appear whole or not at all: ffmpeg writes a temporary file beside the target, renamed when it succeeds.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+from .atomic import write_bytes
+
+SIZE = 512
+ALPHA_FORMATS = (".webp", ".png", ".webm")
+SOUND_FORMATS = (".webm", ".mp4")
+FORMATS = {
+    ".webp": ["-c:v", "libwebp_anim", "-lossless", "1", "-loop", "0", "-pix_fmt", "bgra"],
+    ".png": ["-f", "apng", "-plays", "0", "-pix_fmt", "rgba"],
+    ".gif": ["-filter_complex",
+             "split[a][b];[a]palettegen=reserve_transparent=1[p];[b][p]paletteuse=alpha_threshold=128", "-loop", "0"],
+    ".webm": ["-c:v", "libvpx-vp9", "-pix_fmt", "yuva420p", "-b:v", "0", "-crf", "30", "-row-mt", "1",
+              "-deadline", "good", "-cpu-used", "4", "-auto-alt-ref", "0"],
+    ".mp4": ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "20", "-movflags", "+faststart"],
+}
+AUDIO = {".webm": ["-c:a", "libopus", "-b:a", "96k"], ".mp4": ["-c:a", "aac", "-b:a", "128k"]}
+
+
+def ffmpeg_exe() -> str:
+    """The ffmpeg to encode with: the ``imageio-ffmpeg`` wheel's, else one on the PATH."""
+    try:
+        import imageio_ffmpeg
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        found = shutil.which("ffmpeg")
+        if found is None:
+            raise RuntimeError("recording needs ffmpeg: pip install imageio-ffmpeg (it ships one)") from None
+        return found
+
+
+def check_target(path: str | os.PathLike) -> Path:
+    """``path`` as a Path if its suffix names a format we write; else a ValueError listing them."""
+    path = Path(path)
+    if path.suffix.lower() not in FORMATS:
+        raise ValueError(f"{path.name}: name the recording .webp, .png (APNG), .gif, .webm or .mp4; the suffix picks "
+                         "the format")
+    return path
+
+
+class AnimationWriter:
+    """Write frames (``(512, 512, 4) uint8`` RGBA) at ``fps`` to ``path``; ``audio``: a WAV file muxed into WebM and
+    MP4 (other formats have no sound: it is then copied beside them as ``<name>.wav``). ``background``: what MP4 shows
+    under transparent pixels. Use as a context manager: leaving it by an exception leaves nothing behind."""
+
+    def __init__(self, path: str | os.PathLike, fps: float, *, audio: str | os.PathLike | None = None,
+                 background: tuple[int, int, int] = (255, 255, 255)):
+        self.path = check_target(path)
+        self.fps, self.audio, self.background = fps, audio, background
+        self.frames = 0
+        self._scratch = tempfile.TemporaryDirectory(dir=self.path.parent, prefix=".recording-")
+        self._partial = Path(self._scratch.name) / f"partial{self.path.suffix.lower()}"
+        self._process = subprocess.Popen(self._command(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE)
+
+    def _command(self) -> list[str]:
+        suffix = self.path.suffix.lower()
+        command = [ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgba", "-s", f"{SIZE}x{SIZE}",
+                   "-framerate", f"{self.fps:g}", "-i", "pipe:0"]
+        sound = self.audio is not None and suffix in SOUND_FORMATS
+        if sound:
+            command += ["-i", str(self.audio)]
+        if suffix == ".mp4":
+            colour = "0x{:02x}{:02x}{:02x}".format(*self.background)
+            command += ["-filter_complex", f"color=c={colour}:s={SIZE}x{SIZE}:r={self.fps:g}[bg];"
+                        "[bg][0:v]overlay=shortest=1:format=auto"]
+        command += FORMATS[suffix]
+        if sound:
+            command += [*AUDIO[suffix], "-shortest"]
+        return [*command, str(self._partial)]
+
+    def add(self, frame: np.ndarray) -> None:
+        if frame.shape != (SIZE, SIZE, 4) or frame.dtype != np.uint8:
+            raise ValueError(f"a frame is a ({SIZE}, {SIZE}, 4) uint8 RGBA array, got {frame.shape} {frame.dtype}")
+        try:
+            self._process.stdin.write(np.ascontiguousarray(frame).tobytes())
+        except BrokenPipeError:
+            self._fail()
+        self.frames += 1
+
+    def _fail(self) -> None:
+        self._process.kill()
+        error = self._process.stderr.read().decode(errors="replace").strip()[-400:]
+        raise RuntimeError(f"ffmpeg could not write {self.path.name}: {error or 'it stopped'}")
+
+    def close(self) -> Path:
+        """Finish the file and move it into place."""
+        self._process.stdin.close()
+        if self._process.wait(timeout=600) != 0:
+            self._fail()
+        os.replace(self._partial, self.path)
+        if self.audio is not None and self.path.suffix.lower() not in SOUND_FORMATS:
+            write_bytes(self.path.with_suffix(".wav"), Path(self.audio).read_bytes())
+        self._scratch.cleanup()
+        return self.path
+
+    def abort(self) -> None:
+        self._process.kill()
+        self._process.wait()
+        self._scratch.cleanup()
+
+    def __enter__(self) -> AnimationWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
