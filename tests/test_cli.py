@@ -103,7 +103,7 @@ def test_render_checks_the_output_before_rendering(tmp_path, monkeypatch, capsys
      "argument --model: unknown variant 'separable_flot'; did you mean separable_float"),
     (["sprites", "lambda_00", "out", "--backend", "openvino-bf"], "did you mean openvino-bf16"),
     (["weights", "standard_flaot"], "unknown variant 'standard_flaot'; did you mean standard_float"),
-    (["repair", "lambda_00", "out.png"], "choose at least one repair: --fit, --specks, --hidden, --edges"),
+    (["repair", "lambda_00", "out.png"], "choose at least one repair: --background, --fit, --specks, --hidden"),
     (["render", "lambda_00"], "the following arguments are required: output"),
 ])
 def test_usage_errors_exit_2_with_the_usage(tmp_path, monkeypatch, capsys, args, words):
@@ -204,7 +204,7 @@ def _parsers(parser: argparse.ArgumentParser):
 
 def test_every_argument_has_help_and_no_markup():
     parsers = list(_parsers(build_parser()))
-    assert len(parsers) == 12
+    assert len(parsers) == 13
     for parser in parsers:
         for action in parser._actions:
             assert action.help, (parser.prog, action.dest)
@@ -321,7 +321,7 @@ def test_serve_runs_until_interrupted():
         lines = []
         for line in process.stdout:
             lines.append(line)
-            if line.startswith("feed: "):
+            if "feed: " in line:
                 break
         url = re.search(r"at (http://127\.0\.0\.1:\d+)", "".join(lines)).group(1)
         assert httpx.get(url + "/api/modules", timeout=30).json() == {"modules": ["talkinghead"]}
