@@ -27,6 +27,7 @@ MIN_TOLERANCE = 3 / 255
 UNKNOWN = 3            # px on each side of the outline that matting decides
 HOLE_PIXELS = 24       # an enclosed patch of background colour this large is a hole (between arm and body)
 HOLE_CONTRAST = 0.25   # ... with an outline this far (0–1) from the background colour
+EXACT_ALPHA = 0.3      # from this alpha on, a soft pixel's colour is un-mixed exactly from the known background
 
 
 class BackgroundError(ValueError):
@@ -172,10 +173,20 @@ def cut_out(image: Image.Image | np.ndarray) -> Cutout:
         raise BackgroundError("no character stands out from the background colour: check that the image is a render "
                               "of a character on a plain background")
     alpha = matting.snapped(matting.solve_alpha(rgb, known))
-    colour = matting.foreground(rgb, alpha)
+    colour = _unmixed(rgb, alpha, model.picture(rgb.shape[:2]))
     out = np.dstack([np.where(alpha[..., None] > 0, colour, 0.0), alpha])
     confidence, reasons = _confidence(model, known)
     return Cutout(Image.fromarray(np.round(out * 255).astype(np.uint8), "RGBA"), model, known, confidence, reasons)
+
+
+def _unmixed(rgb: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """The foreground colour of every pixel: where it is opaque enough, solved exactly from the known background
+    (``rgb = alpha F + (1 − alpha) B``); in the faintest pixels, where that division would amplify noise, the
+    matting library's smooth estimate."""
+    estimate = matting.foreground(rgb, alpha)
+    a = alpha[..., None]
+    exact = np.clip((rgb - (1 - a) * background) / np.maximum(a, 1e-6), 0.0, 1.0)
+    return np.where(a >= EXACT_ALPHA, exact, estimate)
 
 
 def _confidence(model: BackgroundModel, known: np.ndarray) -> tuple[float, tuple[str, ...]]:

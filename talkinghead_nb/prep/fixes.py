@@ -25,11 +25,13 @@ REGION = 2   # px around the halo pixels that are matted again
 RINGING = 2  # bicubic resampling leaves alpha up to this around a silhouette: invisible, but THA3 would animate it
 
 
-def fit_to_template(image: Image.Image, template: str | os.PathLike = DEFAULT_TEMPLATE) -> Image.Image:
-    """Place an RGBA image of any size (a 512×768 Stable Diffusion render, say) on the 512×512 canvas so that its
-    head and shoulders overlay the template's: scale to 512 wide, bring the top of the silhouette within reach of the
-    template's, then the scale and shift that :func:`register` finds. Resampled with premultiplied alpha, so no dark
-    fringes appear."""
+Placement = tuple[float, float, float, float, float, float]  # the affine map from output to input pixels
+
+
+def placement(image: Image.Image, template: str | os.PathLike = DEFAULT_TEMPLATE) -> Placement:
+    """How :func:`fit_to_template` places ``image`` (any size) on the 512×512 canvas: scale to 512 wide, bring the
+    top of the silhouette within reach of the template's, then the scale and shift that :func:`register` finds.
+    Returned as the affine map from output pixels to input pixels (PIL's convention)."""
     rgba = image.convert("RGBA")
     base = SIZE / rgba.width
     height = max(1, round(rgba.height * base))
@@ -44,13 +46,23 @@ def fit_to_template(image: Image.Image, template: str | os.PathLike = DEFAULT_TE
     # Output pixel p samples the canvas at c + (p − d − c) / s (see analysis.register), the scaled image `offset`
     # rows lower, and the input at that divided by `base`.
     c = SIZE / 2
-    matrix = (1 / (reg.scale * base), 0.0, (c + (-reg.dx - c) / reg.scale) / base,
-              0.0, 1 / (reg.scale * base), (c + (-reg.dy - c) / reg.scale + offset) / base)
-    placed = rgba.convert("RGBa").transform((SIZE, SIZE), Image.Transform.AFFINE, matrix,
-                                            resample=Image.Resampling.BICUBIC)
+    return (1 / (reg.scale * base), 0.0, (c + (-reg.dx - c) / reg.scale) / base,
+            0.0, 1 / (reg.scale * base), (c + (-reg.dy - c) / reg.scale + offset) / base)
+
+
+def place(image: Image.Image, where: Placement) -> Image.Image:
+    """``image`` on the 512×512 canvas as ``where`` says, resampled with premultiplied alpha (no dark fringes)."""
+    placed = image.convert("RGBA").convert("RGBa").transform((SIZE, SIZE), Image.Transform.AFFINE, where,
+                                                             resample=Image.Resampling.BICUBIC)
     out = np.array(placed.convert("RGBA"))
     out[out[..., 3] <= RINGING] = 0
     return Image.fromarray(out, "RGBA")
+
+
+def fit_to_template(image: Image.Image, template: str | os.PathLike = DEFAULT_TEMPLATE) -> Image.Image:
+    """Place an RGBA image of any size (a 512×768 Stable Diffusion render, say) on the 512×512 canvas so that its
+    head and shoulders overlay the template's (see :func:`placement`)."""
+    return place(image, placement(image, template))
 
 
 def _top(alpha: np.ndarray) -> int:
