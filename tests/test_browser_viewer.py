@@ -26,6 +26,7 @@ def _feed_pixels(page, artifacts, name: str) -> np.ndarray:
 
 
 def test_the_page_shows_the_feed_on_a_transparent_or_chosen_background(browser, fake_server, artifacts):
+    assert f'href="{fake_server.url}/"' in fake_server._repr_html_()  # the notebook links to the page
     page = browser.new_page(viewport={"width": 700, "height": 700})
     page.goto(f"{fake_server.url}/?controls=0")
     pixels = _feed_pixels(page, artifacts, "viewer-transparent.png")

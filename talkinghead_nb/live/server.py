@@ -268,9 +268,9 @@ class LiveServer:
             return f"<code>{html.escape(repr(self))}</code>"
         feed, url = html.escape(self.feed_url()), html.escape(self.url)
         key = " (API key required for every route but the feed)" if self.api_key else ""
-        return (f'<div>Live server at <b>{url}</b>{key} · <a href="{feed}" target="_blank">feed</a> · '
-                f'<a href="{url}/openapi.json" target="_blank">API</a> · {len(self.sessions)} session(s). '
-                "Watch it with <code>LiveView(server.session())</code>.</div>")
+        return (f'<div>Live server at <b>{url}</b>{key} · <a href="{url}/" target="_blank">viewer page</a> · '
+                f'<a href="{feed}" target="_blank">feed</a> · <a href="{url}/openapi.json" target="_blank">API</a> · '
+                f"{len(self.sessions)} session(s). Watch it with <code>LiveView(server.session())</code>.</div>")
 
     # ---- the app --------------------------------------------------------------------------------------------------
 
