@@ -69,8 +69,10 @@ class AnimationWriter:
         self.frames = 0
         self._scratch = tempfile.TemporaryDirectory(dir=self.path.parent, prefix=".recording-")
         self._partial = Path(self._scratch.name) / f"partial{self.path.suffix.lower()}"
+        # ffmpeg's messages go to a file: a pipe nobody reads while frames are written could fill and stall it.
+        self._log = open(Path(self._scratch.name) / "ffmpeg.log", "w+b")  # noqa: SIM115 — closed with the scratch
         self._process = subprocess.Popen(self._command(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.PIPE)
+                                         stderr=self._log)
 
     def _command(self) -> list[str]:
         suffix = self.path.suffix.lower()
@@ -99,24 +101,36 @@ class AnimationWriter:
 
     def _fail(self) -> None:
         self._process.kill()
-        error = self._process.stderr.read().decode(errors="replace").strip()[-400:]
+        self._process.wait()
+        self._log.seek(0)
+        error = self._log.read().decode(errors="replace").strip()[-400:]
+        self._cleanup()
         raise RuntimeError(f"ffmpeg could not write {self.path.name}: {error or 'it stopped'}")
+
+    def _cleanup(self) -> None:
+        self._log.close()
+        self._scratch.cleanup()
 
     def close(self) -> Path:
         """Finish the file and move it into place."""
-        self._process.stdin.close()
+        try:
+            self._process.stdin.close()
+        except BrokenPipeError:
+            pass  # ffmpeg has stopped already: its exit status and messages say why
         if self._process.wait(timeout=600) != 0:
             self._fail()
         os.replace(self._partial, self.path)
         if self.audio is not None and self.path.suffix.lower() not in SOUND_FORMATS:
             write_bytes(self.path.with_suffix(".wav"), Path(self.audio).read_bytes())
-        self._scratch.cleanup()
+        self._cleanup()
         return self.path
 
     def abort(self) -> None:
-        self._process.kill()
-        self._process.wait()
-        self._scratch.cleanup()
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        if not self._log.closed:
+            self._cleanup()
 
     def __enter__(self) -> AnimationWriter:
         return self

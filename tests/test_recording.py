@@ -66,6 +66,11 @@ def test_a_failed_recording_leaves_nothing_behind(tmp_path):
         writer.add(np.zeros((512, 512, 4), np.uint8))
         writer.add(np.zeros((100, 100, 4), np.uint8))
     assert list(tmp_path.iterdir()) == []
+    with pytest.raises(RuntimeError, match="ffmpeg could not write clip.webm"), \
+            AnimationWriter(tmp_path / "clip.webm", 10, audio=tmp_path / "no-such.wav") as writer:
+        for _ in range(3):
+            writer.add(np.zeros((512, 512, 4), np.uint8))
+    assert list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError, match=r"\.webp, \.png \(APNG\), \.gif, \.webm or \.mp4"):
         AnimationWriter(tmp_path / "clip.avi", 10)
 
