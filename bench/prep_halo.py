@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.report import publish  # noqa: E402
 from talkinghead_nb.prep.corpus import CALIBRATION, HELD_OUT, CorpusPlan, cases  # noqa: E402
 from talkinghead_nb.prep.halo import find_halo  # noqa: E402
 
@@ -61,10 +62,7 @@ def main() -> None:
     for name, plan in PLANS.items():
         if args.plan in (name, "both"):
             lines += evaluate(name, plan, args.misses)
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

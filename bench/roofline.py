@@ -22,6 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.engine_fps import animation_poses  # noqa: E402
+from bench.report import publish  # noqa: E402
 from talkinghead_nb.character import load_character  # noqa: E402
 from talkinghead_nb.engine import Poser  # noqa: E402
 from talkinghead_nb.engine.acceleration import retain_freed_memory  # noqa: E402
@@ -112,10 +113,7 @@ def main() -> None:
             rate = gflop[name] / spent
             lines.append(f"  {name:28} {spent * 1e3:7.1f} ms  {rate:6.0f} GFLOP/s  {rate / ceiling:5.0%} of the "
                          "ceiling")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

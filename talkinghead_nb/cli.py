@@ -360,7 +360,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
             print(f"fit: placed on {image.width}×{image.height}")
         elif name == "edges":
             halo = prep.find_halo(np.asarray(image))
-            image = prep.decontaminate_edges(image)
+            image = prep.decontaminate_edges(image, halo)
             print(f"edges: {'matted again where ' + halo.describe() if halo.found else 'no halo found, unchanged'}")
         else:
             image = prep.REPAIRS[name](image)

@@ -185,12 +185,12 @@ def render_frames(poser: Poser, character: Character, poses: Iterator[np.ndarray
                   effects: Any = None) -> Iterator[np.ndarray]:
     """``(512, 512, 4) uint8`` frames: the engine's render of each pose, then ``effects`` (an effect chain) at the
     frame's time."""
+    if effects is None:
+        yield from (poser.render_array(character, pose)[0] for pose in poses)
+        return
+    from .effects import to_display, to_rgba_array
     for i, pose in enumerate(poses):
-        if effects is None:
-            yield poser.render_array(character, pose)[0]
-        else:
-            from .effects import to_display, to_rgba_array
-            yield to_rgba_array(effects.apply(to_display(poser.render_tensor(character, pose)), i / fps))[0]
+        yield to_rgba_array(effects.apply(to_display(poser.render_tensor(character, pose)), i / fps))[0]
 
 
 def record(poser: Poser, character: Character, templates: EmotionTemplates, out: str | os.PathLike,

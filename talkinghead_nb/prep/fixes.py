@@ -18,7 +18,7 @@ from . import analysis as A
 from . import matting
 from .analysis import DEFAULT_TEMPLATE, template_alpha
 from .background import remove_background
-from .halo import find_halo
+from .halo import Halo, find_halo
 from .pixels import composite, rgba_array
 
 REGION = 2   # px around the halo pixels that are matted again
@@ -85,14 +85,15 @@ def clear_hidden_colour(image: Image.Image) -> Image.Image:
     return Image.fromarray(rgba, "RGBA")
 
 
-def decontaminate_edges(image: Image.Image) -> Image.Image:
+def decontaminate_edges(image: Image.Image, halo: Halo | None = None) -> Image.Image:
     """Take the background colour out of the outline: where the halo detector (:func:`find_halo`) finds background
     colour left around the silhouette, composite the image over that colour, as the render it was cut from looked,
     solve the alpha of those pixels again by closed-form matting and un-mix their colours by foreground estimation.
     A ring of background colour becomes transparent; soft edges mixed with it keep their alpha and get their own
-    colour back. Nothing else changes; an image without a halo comes back unchanged."""
+    colour back. Nothing else changes; an image without a halo comes back unchanged. ``halo``: the detector's answer
+    for this image, when the caller has it already."""
     rgba = rgba_array(image)
-    halo = find_halo(rgba)
+    halo = halo or find_halo(rgba)
     if not halo.found:
         return Image.fromarray(rgba, "RGBA")
     region = ndimage.binary_dilation(halo.mask, iterations=REGION) & ndimage.binary_dilation(rgba[..., 3] > 0)
