@@ -168,6 +168,13 @@ def quality_check(variant: str, engines: dict[str, dict], folder: Path, device: 
         float_variant = variant.replace("_half", "_float")
         float_reference = same_variant if float_variant == variant else \
             reference_renderer(float_variant, folder, device, character.tensor)(poses).float()
+        # How far the reference moves under input noise far below float32's resolution of an 8-bit picture: a
+        # chain of networks with random weights amplifies rounding ~1e6× (standard_* here), so two correct
+        # implementations whose GPU kernels round differently can differ by as much. Real weights do not.
+        noise = torch.randn(character.tensor.shape, generator=torch.Generator().manual_seed(0))
+        noisy = character.tensor + 1e-6 * noise
+        moved = (reference_renderer(variant, folder, device, noisy)(poses).float() - same_variant).abs().max().item()
+        print(f"  {variant}: the reference itself moves by {moved:.2e} under 1e-6 input noise", flush=True)
         results = {}
         for engine, options in engines.items():
             poser = Poser(variant, device, weights_folder=folder, **options)

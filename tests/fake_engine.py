@@ -17,6 +17,7 @@ from talkinghead_nb.imaging import rgba_to_tensor
 
 class FakePoser:
     variant = "fake"
+    device = torch.device("cpu")
 
     def __init__(self, seconds_per_frame: float = 0.0):
         self.seconds_per_frame = seconds_per_frame
@@ -41,6 +42,11 @@ class FakePoser:
     def render_tensor(self, character: Character, poses) -> torch.Tensor:
         """The same pictures as the engine's output: (N, 4, H, W) linear RGBA in [-1, 1]."""
         return torch.cat([rgba_to_tensor(rgba) for rgba in self.render_array(character, poses)])
+
+    def render_batch(self, characters, poses) -> torch.Tensor:
+        """Frame i: ``characters[i]`` in ``poses[i]`` (the batched scheduler's entry point)."""
+        vectors = np.atleast_2d(np.asarray(poses, np.float32))
+        return torch.cat([self.render_tensor(c, v) for c, v in zip(characters, vectors, strict=True)])
 
     def __repr__(self) -> str:
         return "FakePoser()"

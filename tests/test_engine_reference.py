@@ -103,6 +103,35 @@ def test_cuda_half_is_close_to_cpu_float(poser, character):
     assert 10 * np.log10(1 / mse) >= 45
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("variant", ["standard_float", "separable_float"])
+def test_each_network_on_cuda_matches_the_cpu(tmp_path, monkeypatch, variant):
+    """Network by network, float32 on the GPU (TF32 off) as on the CPU, where ours equals the reference bit for bit.
+    The whole chain cannot be compared this tightly with random weights: it amplifies a 1e-6 change of its input to
+    ~1 in the image (bench/engine_fps.py prints it), so any other rounding of a GPU kernel shows up there as much."""
+    from talkinghead_nb.engine.openvino_backend import EXAMPLE_SHAPES
+    folder = embedded_folder()
+    if variant.startswith("standard"):
+        folder = tmp_path / variant
+        write_random_reference_weights(variant, folder, seed=3, monkeypatch=monkeypatch)
+    cpu, gpu = Poser(variant, "cpu", weights_folder=folder), Poser(variant, "cuda", weights_folder=folder)
+    shapes = {**EXAMPLE_SHAPES, "eyebrow_decomposer": ((1, 4, 128, 128),)}
+    generator = torch.Generator().manual_seed(5)
+    tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        for name, network_shapes in shapes.items():
+            inputs = [torch.rand(shape, generator=generator) * 2 - 1 for shape in network_shapes]
+            with torch.no_grad():
+                expected = cpu.networks[name](*inputs)
+                got = gpu.networks[name](*(x.cuda() for x in inputs))
+            for output, tensor in expected.items():
+                diff = (got[output].float().cpu() - tensor).abs().max().item()
+                assert diff <= 1e-3, f"{variant} {name} {output}: max |Δ| {diff:.2e}"
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
 def test_every_stage_output_can_be_displayed(poser, character):
     from talkinghead_nb.imaging import visualize
     for name, tensor in poser.render_stages(character, POSES[1]).items():

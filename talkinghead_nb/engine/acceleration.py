@@ -79,25 +79,28 @@ class CompiledOrEager(nn.Module):
 
 
 class CudaGraphFrame:
-    """One frame of a fixed character captured as a CUDA graph: ``__call__(pose)`` copies the pose into the static
-    input, replays every kernel of the frame with a single launch, and returns a copy of the static output.
+    """A frame captured as a CUDA graph: ``__call__(*inputs)`` copies the inputs into the static ones, replays every
+    kernel of the frame with a single launch, and returns a copy of the static output.
 
     At batch 1 a frame is hundreds of small kernels, so on a fast GPU launching them costs more than running them.
+    ``frame`` takes tensors shaped like ``example_inputs`` (a pose; or a batch's images, layers and poses).
     """
 
-    def __init__(self, frame: Callable[[Tensor], Tensor], example_pose: Tensor, warm_up: int = 3):
-        self.pose = example_pose.clone()
-        side_stream = torch.cuda.Stream(device=self.pose.device)
-        side_stream.wait_stream(torch.cuda.current_stream(self.pose.device))
+    def __init__(self, frame: Callable[..., Tensor], *example_inputs: Tensor, warm_up: int = 3):
+        self.inputs = tuple(x.clone() for x in example_inputs)
+        device = self.inputs[0].device
+        side_stream = torch.cuda.Stream(device=device)
+        side_stream.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side_stream):
             for _ in range(warm_up):  # lets cuDNN pick its algorithms outside the capture
-                frame(self.pose)
-        torch.cuda.current_stream(self.pose.device).wait_stream(side_stream)
+                frame(*self.inputs)
+        torch.cuda.current_stream(device).wait_stream(side_stream)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
-            self.output = frame(self.pose)
+            self.output = frame(*self.inputs)
 
-    def __call__(self, pose: Tensor) -> Tensor:
-        self.pose.copy_(pose)
+    def __call__(self, *inputs: Tensor) -> Tensor:
+        for static, given in zip(self.inputs, inputs, strict=True):
+            static.copy_(given)
         self.graph.replay()
         return self.output.clone()

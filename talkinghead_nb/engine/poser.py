@@ -6,7 +6,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ PER_FRAME_NETWORKS = ("eyebrow_morphing_combiner", "face_morpher", "two_algo_fac
 # Where the eyebrow crop sits inside the face crop.
 _EYEBROW_IN_FACE = (EYEBROW_BOX[0] - FACE_BOX[0], EYEBROW_BOX[1] - FACE_BOX[1], EYEBROW_BOX[2])
 
+_DECOMPOSED = ("eyebrow_layer", "background_layer")  # the eyebrow decomposer's outputs, cached per character
 # The intermediate outputs, in pipeline order, with the stage that makes each (for the teaching view).
 STAGE_OUTPUTS: dict[str, str] = {
     "eyebrow_layer": "eyebrow_decomposer",
@@ -175,6 +176,7 @@ class Poser:
         self._cache_size = character_cache_size
         self._characters: OrderedDict[str, tuple[Tensor, dict[str, Tensor]]] = OrderedDict()
         self._graphs: OrderedDict[str, CudaGraphFrame] = OrderedDict()
+        self._batch_graphs: dict[int, CudaGraphFrame] = {}  # batch size bucket → graph (render_batch)
         self._last_stage: dict[str, tuple[bytes, dict[str, Tensor]]] = {}
         self._lock = threading.RLock()  # one render at a time: the caches are shared state
 
@@ -207,6 +209,33 @@ class Poser:
             return self.render_stages(character, poses)["image"]
         with self._lock:
             return self._graph(character, pose)(pose)
+
+    @torch.inference_mode()
+    def render_batch(self, characters: Sequence[Character], poses: P.PoseLike | Iterable[P.PoseLike]) -> Tensor:
+        """(N, 4, 512, 512): ``characters[i]`` in ``poses[i]``, several characters in one forward pass (how a GPU
+        serves many live sessions at once). No stage cache; with ``cuda_graphs`` the batch is padded to a size bucket
+        (1, 2, 4, 8, …) and replays that bucket's graph."""
+        pose = P.to_tensor(poses, self.device, self.dtype)
+        n = pose.shape[0]
+        if len(characters) != n:
+            raise ValueError(f"render_batch got {len(characters)} characters for {n} poses: give one of each per frame")
+        with self._lock:
+            prepared = [self._prepared(c) for c in characters]
+            inputs = (torch.cat([image for image, _ in prepared]),
+                      *(torch.cat([layers[k] for _, layers in prepared]) for k in _DECOMPOSED),
+                      pose)
+            if not self.cuda_graphs:
+                return self._batch_frame(*inputs)
+            bucket = 1 << (n - 1).bit_length()
+            if bucket > n:  # pad with copies of the last frame
+                inputs = tuple(torch.cat([x, x[-1:].expand(bucket - n, *x.shape[1:])]) for x in inputs)
+            if bucket not in self._batch_graphs:
+                self._batch_graphs[bucket] = CudaGraphFrame(self._batch_frame, *inputs)
+            return self._batch_graphs[bucket](*inputs)[:n]
+
+    def _batch_frame(self, image: Tensor, *layers_and_pose: Tensor) -> Tensor:
+        *layers, pose = layers_and_pose
+        return self._pipeline(image, dict(zip(_DECOMPOSED, layers, strict=True)), pose)["image"]
 
     def warm_up(self, character: Character) -> float:
         """Render one frame so that compilation, graph capture and algorithm selection happen now rather than on the

@@ -20,6 +20,7 @@ from ..encoding import DEFAULT_FORMAT, ENCODERS, check_format
 from .animator import Animator
 
 _EMA = 0.2  # weight of the newest sample in the running means of the stats
+MAX_LEAD_S = 1.0  # the furthest ahead a frame's pose is taken (see FramePump)
 
 
 @dataclass
@@ -100,7 +101,12 @@ async def async_ticks(fps: Callable[[], float]) -> AsyncIterator[None]:
 
 class FramePump:
     """``render(pose) -> (512, 512, 4) uint8`` driven by ``animator`` in a daemon thread, started with the first
-    viewer."""
+    viewer.
+
+    A frame takes the animator's pose for the moment it will be ready (now + the median time from the start of a
+    render to its encoded frame, at most ``MAX_LEAD_S``), not for the moment its render starts: on a CPU that takes
+    ~0.2 s, and without the lead the mouth would lag the speech audio by as much.
+    """
 
     def __init__(self, render: Callable[[np.ndarray], np.ndarray], animator: Animator, *,
                  clock: Callable[[], float] = time.monotonic, name: str = "talkinghead-pump"):
@@ -119,6 +125,7 @@ class FramePump:
         self.frames_rendered = 0
         self.restarts = 0  # times the render thread died and was started again
         self._rendered_at: collections.deque[float] = collections.deque(maxlen=32)
+        self._latency: collections.deque[float] = collections.deque(maxlen=128)  # render start → encoded, seconds
         self.render_ms = 0.0
         self.encode_ms: dict[str, float] = {}
         self.error: str | None = None
@@ -225,6 +232,22 @@ class FramePump:
             return 0.0
         return (len(times) - 1) / max(1e-9, time.monotonic() - times[0])
 
+    @property
+    def lead_s(self) -> float:
+        """How far ahead of the clock the next frame's pose is taken."""
+        with self._cond:
+            latency = list(self._latency)
+        return min(MAX_LEAD_S, float(np.median(latency))) if latency else 0.0
+
+    def latency_ms(self) -> dict[str, float]:
+        """Percentiles of the time from a render's start to its encoded frame, over the last (up to) 128 frames."""
+        with self._cond:
+            latency = list(self._latency)
+        if not latency:
+            return {"p50": 0.0, "p99": 0.0}
+        p50, p99 = np.percentile(latency, [50, 99]) * 1e3
+        return {"p50": round(float(p50), 1), "p99": round(float(p99), 1)}
+
     def stats(self) -> dict:
         with self._cond:
             viewers = list(self._viewers)
@@ -238,6 +261,8 @@ class FramePump:
             "render_ms": round(self.render_ms, 1),
             "render_fps": round(self.render_fps, 1),
             "encode_ms": {k: round(v, 2) for k, v in self.encode_ms.items()},
+            "latency_ms": self.latency_ms(),
+            "lead_ms": round(self.lead_s * 1e3, 1),
             "output_fps": [round(v.fps, 1) for v in viewers],
             "target_fps": self.animator.settings.target_fps,
             "error": self.error,
@@ -288,7 +313,7 @@ class FramePump:
                 self._refresh = False
             last_start = time.monotonic()
             try:
-                rgba = self.render(self.animator.pose(self.clock()))
+                rgba = self.render(self.animator.pose(self.clock() + self.lead_s))
                 seconds = time.monotonic() - last_start
                 self.render_ms = seconds * 1e3 if self.frames_rendered == 0 else \
                     (1 - _EMA) * self.render_ms + _EMA * seconds * 1e3
@@ -303,5 +328,6 @@ class FramePump:
             with self._cond:
                 self.frames_rendered += 1
                 self._rendered_at.append(time.monotonic())
+                self._latency.append(self._rendered_at[-1] - last_start)
                 self._latest = frame
                 self._cond.notify_all()

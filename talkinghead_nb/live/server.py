@@ -32,6 +32,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from ..character import Character, load_character
 from ..emotions import EmotionLibrary
 from ..engine import Poser
+from ..engine.scheduler import RenderScheduler
 from ..messages import short_repr
 from ..speech import Track, track_from_audio
 from .http import ApiKeyGuard, BodyLimit, CapacityError, ServerLimits, SessionIdCheck, add_error_handlers
@@ -58,6 +59,8 @@ class LiveServer:
     ``character``: a :class:`Character`, a path, or an example name (default ``lambda_00``). ``settings``: a path of an
     animator JSON file, a dict of overrides, or None (defaults and the project's ``animator.json``). ``limits``: what a
     client may make the server hold (:class:`ServerLimits`; ``max_upload_mb`` is a shortcut for its upload limit).
+    ``batch_sessions`` (default: on a GPU): the frames that the sessions ask for at about the same time are rendered in
+    one forward pass (:class:`~talkinghead_nb.engine.scheduler.RenderScheduler`).
     """
 
     _running: ClassVar[dict[tuple[str, int], LiveServer]] = {}
@@ -67,12 +70,17 @@ class LiveServer:
                  model: str = "auto", device: str = "auto", host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                  api_key: str | None = None, settings: str | os.PathLike | dict | None = None,
                  emotions_dir: str | os.PathLike | None = None, limits: ServerLimits | None = None,
-                 max_upload_mb: float | None = None, seed: int | None = None, compile: bool = False):
+                 max_upload_mb: float | None = None, seed: int | None = None, compile: bool = False,
+                 batch_sessions: bool | None = None):
         self.limits = limits or ServerLimits()
         if max_upload_mb is not None:
             self.limits = ServerLimits(**{**self.limits.__dict__, "max_upload_mb": max_upload_mb})
         self.character = character if isinstance(character, Character) else load_character(character or "lambda_00")
-        self.poser = poser or Poser(model, device, compile=compile)
+        self.poser = poser or Poser(model, device, compile=compile,
+                                    character_cache_size=max(8, self.limits.max_sessions))
+        if batch_sessions is None:  # measured: batching pays on a GPU; on a CPU a batch is slower per frame
+            batch_sessions = self.poser.device.type == "cuda"
+        self.scheduler = RenderScheduler(self.poser, max_batch=self.limits.max_sessions) if batch_sessions else None
         self.host, self.port = host, port
         self.api_key = api_key or None
         if isinstance(settings, dict):
@@ -103,7 +111,7 @@ class LiveServer:
                 raise CapacityError(f"this server already runs {len(self.sessions)} sessions, its limit "
                                     "(max_sessions): close one with DELETE /api/sessions/<id> first")
             session = LiveSession(session_id, self.poser, character or self.character, library=self.library,
-                                  settings=self.settings, seed=self.seed)
+                                  settings=self.settings, seed=self.seed, scheduler=self.scheduler)
             old = self.sessions.pop(session_id, None)
             self.sessions[session_id] = session
         if old is not None:
@@ -213,6 +221,8 @@ class LiveServer:
             log.warning(message)
             warnings.warn(message, stacklevel=2)
         self._socket = _bind(self.host, self.port)
+        if self.scheduler is not None:
+            self.scheduler.start()
         self.port = self._socket.getsockname()[1]
         if DEFAULT_SESSION not in self.sessions:
             self.new_session(session_id=DEFAULT_SESSION)
@@ -238,6 +248,8 @@ class LiveServer:
             sessions, self.sessions = list(self.sessions.values()), {}
         for session in sessions:
             session.close()
+        if self.scheduler is not None:
+            self.scheduler.close()
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

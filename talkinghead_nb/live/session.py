@@ -12,6 +12,8 @@ from ..character import Character
 from ..effects import PRESETS, EffectChain, EffectError, parse_chain, to_display, to_rgba_array
 from ..emotions import EmotionLibrary, EmotionTemplates, parse_templates
 from ..engine import Poser
+from ..engine.scheduler import RenderScheduler
+from ..imaging import tensor_to_rgba
 from ..messages import name_list, short_repr
 from ..speech import Speech, Track
 from .animator import Animator
@@ -41,9 +43,11 @@ class LiveSession:
     """One animated character. Commands are safe to call from any thread while viewers watch."""
 
     def __init__(self, session_id: str, poser: Poser, character: Character, *, library: EmotionLibrary,
-                 settings: AnimatorSettings, emotion: str = "neutral", seed: int | None = None):
+                 settings: AnimatorSettings, emotion: str = "neutral", seed: int | None = None,
+                 scheduler: RenderScheduler | None = None):
         self.id = session_id
         self.poser = poser
+        self.scheduler = scheduler  # set: frames are rendered in batches with other sessions' (GPU servers)
         self.library = library
         self.default_settings = settings
         self._character = character
@@ -57,10 +61,15 @@ class LiveSession:
         with self._character_lock:
             character = self._character
         effects = self.effects
-        if not effects:
+        if self.scheduler is None and not effects:
             return self.poser.render_array(character, pose)[0]
-        frames = to_display(self.poser.render_tensor(character, pose))
-        return to_rgba_array(effects.apply(frames, time.monotonic() - self._started))[0]
+        if self.scheduler is not None:
+            frames = self.scheduler.render(character, pose)
+        else:
+            frames = self.poser.render_tensor(character, pose)
+        if not effects:
+            return tensor_to_rgba(frames)[0]
+        return to_rgba_array(effects.apply(to_display(frames), time.monotonic() - self._started))[0]
 
     @property
     def character(self) -> Character:
@@ -170,7 +179,7 @@ class LiveSession:
     def stats(self) -> dict:
         return {"id": self.id, "character": self._character.name, "emotion": self.animator.emotion,
                 "talking": self.animator.talking, "speaking": self.animator.speaking(time.monotonic()),
-                **self.pump.stats()}
+                **self.pump.stats(), **({"batching": self.scheduler.stats()} if self.scheduler else {})}
 
     def close(self) -> None:
         self.pump.close()
