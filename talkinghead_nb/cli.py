@@ -1,5 +1,5 @@
-"""Command line: talkinghead-nb render | contact-sheet | sprites | record | speak | check | repair | serve | emotions |
-params | reset-emotions | weights.
+"""Command line: talkinghead-nb render | contact-sheet | sprites | sprites-batch | record | speak | check | repair |
+serve | emotions | params | reset-emotions | weights.
 
 CHARACTER is a PNG path or the name of an example character (lambda_00, lambda_01, crypko_00 ... crypko_07).
 
@@ -54,6 +54,8 @@ _CLI_WORDS = (  # the library's messages name Python arguments; these are the co
     (re.compile(r"\b(device|backend)='([\w:.-]+)'"), r"--\1 \2"),
     (re.compile(r"\ballow the download( from)?"), r"run without --offline to download\1"),
     (re.compile(r"\bwith downloads allowed\b"), "without --offline"),
+    (re.compile(r"\bretry_failed=True\b"), "--retry-failed"),
+    (re.compile(r"\bstall_seconds \(--stall-timeout\)"), "--stall-timeout"),
 )
 CHARACTER_HELP = "a PNG path, or an example name: lambda_00, lambda_01, crypko_00 ... crypko_07"
 
@@ -250,6 +252,20 @@ def cmd_sprites(args: argparse.Namespace) -> int:
     if args.sheet and export.images:
         print(f"wrote {save_figure(export.contact_sheet(), Path(args.out_dir) / '_contact_sheet.png', dpi=100)}")
     return 0
+
+
+def cmd_sprites_batch(args: argparse.Namespace) -> int:
+    from .cluster import export_many
+    check_writable(args.out_dir, folder=True)
+    templates = _templates(args)
+    names = [_emotion(templates, n.strip()) for n in args.names.split(",")] if args.names else EMOTIONS
+    result = export_many(args.input, args.out_dir, names=names, ray=args.ray, workers=args.workers, model=args.model,
+                         device=args.device, backend=args.backend, models=args.models, offline=args.offline,
+                         fit=args.fit, emotions_dir=args.emotions, retry_failed=args.retry_failed,
+                         tune_allocator=args.tune_allocator, progress=not args.quiet,
+                         **({"stall_seconds": args.stall_timeout} if args.stall_timeout else {}))
+    print(cli_words(str(result)))
+    return FAILED if result.failed else 0
 
 
 def cmd_speak(args: argparse.Namespace) -> int:
@@ -527,6 +543,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPU backend: torch (exact, the default), openvino (~2× faster here), openvino-bf16 (~5× "
                         "faster here; both approximate)")
     p.add_argument("--sheet", action="store_true", help="also write _contact_sheet.png")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _engine_options(p)
+
+    p = _command(sub, "sprites-batch", cmd_sprites_batch,
+                 "export the sprites of many characters, each checked first and into a folder of its own, on worker "
+                 "processes or on Ray; a run resumes where the last stopped; exit status 1 when a character failed")
+    p.add_argument("input", help="a folder of character PNGs, a .txt file listing paths (one a line), or a quoted "
+                                 "glob pattern such as 'chars/*.png'")
+    p.add_argument("out_dir", help="the folder for <character>/<emotion>.png and _batch.json, the record of every "
+                                   "character: status, findings, seconds, folder (created)")
+    p.add_argument("--ray", default=None, metavar="auto|local|ADDRESS",
+                   help="render on Ray Data (the ray extra): local (a Ray started here), auto (the running cluster, "
+                        "else local) or a cluster's address, such as ray://head:10001 (default: no Ray, worker "
+                        "processes here)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="engines at once (default: 1 without Ray; with Ray, one per GPU, else as many as the CPUs "
+                        "allow)")
+    p.add_argument("--names", default=None, metavar="NAME,NAME",
+                   help="comma-separated emotions (default: all 28; talkinghead-nb emotions lists them)")
+    p.add_argument("--fit", action="store_true", help="scale characters of another size onto the 512×512 canvas "
+                                                      "instead of reporting them as broken")
+    p.add_argument("--retry-failed", action="store_true", help="render again the characters that failed in an "
+                                                                "earlier run (done ones are always skipped)")
+    p.add_argument("--stall-timeout", type=float, default=None, metavar="SECONDS",
+                   help="with Ray, stop with a message when no character finishes for this long (default: 900)")
+    p.add_argument("--backend", default="torch", type=_one_of(BACKENDS, "backend"), metavar="BACKEND",
+                   help="CPU backend: torch (exact, the default), openvino or openvino-bf16 (faster, approximate)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _engine_options(p)
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,7 +15,25 @@ from .atomic import write_bytes, write_json
 from .character import Character
 from .emotions import EMOTIONS, EmotionTemplates
 from .encoding import encode_png
-from .engine import Poser
+
+if TYPE_CHECKING:  # the engine loads only where something renders (the driver of a batch renders nothing)
+    from .engine import Poser
+
+SPRITE_PNG_LEVEL = 3  # deflate level of sprite files: a little smaller than the live feed's, still fast
+
+
+def __getattr__(name: str):
+    """``export_many`` (sprites of many characters, on worker processes or Ray) lives in ``cluster``; it loads on
+    first use."""
+    if name == "export_many":
+        from .cluster import export_many
+        return export_many
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def emotions_document(templates: EmotionTemplates, names: Sequence[str]) -> dict[str, dict[str, float]]:
+    """What ``_emotions.json`` beside the sprites holds: the template of each emotion rendered."""
+    return {name: templates.pose(name) for name in names}
 
 
 def default_batch_size(poser: Poser) -> int:
@@ -82,9 +101,9 @@ def export_sprites(poser: Poser, character: Character, folder: str | os.PathLike
     with tqdm(sprites, total=len(todo), desc=f"sprites of {character.name}", unit="sprite",
               disable=not progress) as bar:
         for name, rgba in bar:
-            write_bytes(folder / f"{name}.png", encode_png(rgba, level=3))
+            write_bytes(folder / f"{name}.png", encode_png(rgba, level=SPRITE_PNG_LEVEL))
             export.images[name] = rgba
             export.written.append(name)
-    write_json(folder / "_emotions.json", {name: templates.pose(name) for name in names})
+    write_json(folder / "_emotions.json", emotions_document(templates, names))
     export.seconds = time.perf_counter() - start
     return export

@@ -204,7 +204,7 @@ def _parsers(parser: argparse.ArgumentParser):
 
 def test_every_argument_has_help_and_no_markup():
     parsers = list(_parsers(build_parser()))
-    assert len(parsers) == 13
+    assert len(parsers) == 14
     for parser in parsers:
         for action in parser._actions:
             assert action.help, (parser.prog, action.dest)

@@ -1,0 +1,31 @@
+"""Beyond one machine, on Ray (an optional extra: ``pip install 'talkinghead-nb[ray]'``): sprites for many
+characters (:func:`export_many`, also with worker processes and no Ray).
+
+Nothing else in the package imports this one; names load on first use, so Ray loads only when asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "export_many": "batch",
+    "BatchResult": "batch",
+    "find_characters": "inputs",
+    "BatchStalled": "ray_batch",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,44 @@
+"""How a worker or replica builds its engine: the same options as the command line's, plus a stand-in for tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """``Poser(model, device, backend=…, compile=…)`` with weights from ``models`` (``offline``: no downloads),
+    the allocator tuned on a CPU, and ``threads`` CPU threads (None: torch's default). ``make_poser`` (a picklable
+    callable) builds a stand-in instead, for tests."""
+
+    model: str = "auto"
+    device: str = "auto"
+    backend: str = "torch"
+    models: str | None = None
+    offline: bool = False
+    compile: bool = False
+    tune_allocator: bool = True
+    threads: int | None = None
+    make_poser: Callable[[], Any] | None = None
+
+    def build(self):
+        import torch
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        if self.make_poser is not None:
+            return self.make_poser()
+        from ..engine import Poser, resolve_device
+        from ..engine.acceleration import retain_freed_memory
+        from ..weights import WeightsStore
+        if self.tune_allocator and resolve_device(self.device).type == "cpu":
+            retain_freed_memory()
+        store = WeightsStore(self.models, allow_download=not self.offline)
+        return Poser(self.model, self.device, store=store, backend=self.backend, compile=self.compile)
+
+
+def threads_per_engine(engines: int) -> int:
+    """This machine's cores shared out between ``engines`` (at least one thread each)."""
+    return max(1, (os.cpu_count() or 1) // engines)

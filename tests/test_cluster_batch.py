@@ -1,0 +1,127 @@
+"""Sprites for many characters without Ray: the inputs (folder, list, glob), the checks before rendering, the
+manifest, resuming and retrying, worker processes, and the sprites-batch command (real engine)."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from talkinghead_nb import cli
+from talkinghead_nb.character import example_path
+from talkinghead_nb.cluster import export_many, find_characters
+from talkinghead_nb.cluster.manifest import MANIFEST, publish
+from talkinghead_nb.sprites import export_many as from_sprites
+
+from .cluster_fakes import CpuFakePoser
+
+NAMES = ("neutral", "joy")
+
+
+def make_characters(folder, good=4):
+    """``good`` example characters and two broken ones: one of the wrong size, one without alpha."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(good):
+        (folder / f"crypko_{i:02}.png").write_bytes(example_path(f"crypko_{i:02}").read_bytes())
+    Image.open(example_path("crypko_04")).resize((300, 400)).save(folder / "small.png")
+    Image.open(example_path("crypko_05")).convert("RGB").save(folder / "noalpha.png")
+    return folder
+
+
+def check_outputs(out, good, broken=("noalpha", "small"), names=NAMES):
+    """Every good character's folder holds its sprites and templates; the manifest says what happened to each."""
+    manifest = json.loads((out / MANIFEST).read_text())["characters"]
+    assert set(manifest) == set(good) | set(broken)
+    for name in good:
+        entry = manifest[name]
+        assert entry["status"] == "done" and entry["sprites"] == len(names) and entry["seconds"] > 0
+        assert entry["folder"] == str(out / name)
+        files = sorted(p.name for p in (out / name).iterdir())
+        assert files == sorted([f"{n}.png" for n in names] + ["_emotions.json"])
+        frames = [np.asarray(Image.open(out / name / f"{n}.png")) for n in names]
+        assert all(f.shape == (512, 512, 4) for f in frames)
+        assert not np.array_equal(frames[0], frames[1])  # each emotion has its own picture
+        assert set(json.loads((out / name / "_emotions.json").read_text())) == set(names)
+    assert manifest["small"]["status"] == "failed" and not (out / "small").exists()
+    assert [f["check"] for f in manifest["small"]["findings"] if f["level"] == "error"] == ["size"]
+    assert "300×400" in manifest["small"]["error"]
+    assert [f["check"] for f in manifest["noalpha"]["findings"] if f["level"] == "error"] == ["alpha"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # nothing half-written left
+    return manifest
+
+
+def test_inputs_folder_list_and_glob(tmp_path):
+    folder = make_characters(tmp_path / "in", good=2)
+    (folder / "notes.md").write_text("not a character")
+    assert list(find_characters(folder)) == ["crypko_00", "crypko_01", "noalpha", "small"]
+    listing = tmp_path / "list.txt"
+    listing.write_text("# two of them\nin/small.png\n\nin/crypko_01.png  # the good one\n")
+    assert find_characters(listing) == {"small": folder / "small.png", "crypko_01": folder / "crypko_01.png"}
+    assert list(find_characters(str(folder / "crypko_*.png"))) == ["crypko_00", "crypko_01"]
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "small.png").write_bytes(b"")
+    with pytest.raises(ValueError, match="would both write to the folder 'small': rename one"):
+        find_characters([folder / "small.png", tmp_path / "other" / "small.png"])
+    with pytest.raises(ValueError, match="no characters found"):
+        find_characters(str(tmp_path / "*.webp"))
+    assert from_sprites is export_many
+
+
+def test_a_batch_records_every_character_and_a_second_run_resumes(tmp_path):
+    folder = make_characters(tmp_path / "in")
+    (folder / "empty.png").write_bytes(b"")  # unreadable as an image: reported, never stops the batch
+    out = tmp_path / "out"
+    fake = CpuFakePoser
+    first = export_many(folder, out, names=NAMES, make_poser=fake, progress=False)
+    assert sorted(first.rendered) == [f"crypko_{i:02}" for i in range(4)]
+    assert sorted(first.failed) == ["empty", "noalpha", "small"]
+    manifest = check_outputs(out, first.rendered, broken=("empty", "noalpha", "small"))
+    assert manifest["empty"]["findings"][0]["check"] == "file"
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
+
+    (out / "crypko_02" / "joy.png").unlink()   # a folder damaged by hand is not done: the manifest is not trusted
+    (out / "crypko_03").rename(out / "gone")  # … nor one that is missing
+    log = tmp_path / "renders.log"
+    second = export_many(folder, out, names=NAMES, make_poser=functools.partial(CpuFakePoser, log=str(log)),
+                         progress=False)
+    assert sorted(second.rendered) == ["crypko_02", "crypko_03"] and second.failed == []
+    assert sorted(second.skipped) == ["crypko_00", "crypko_01"]
+    assert sorted(second.kept_failed) == ["empty", "noalpha", "small"] and "retry_failed=True" in str(second)
+    assert len(log.read_text().splitlines()) == 2 * len(NAMES)  # one render per emotion of those two, no more
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items() if p.parent.name in ("crypko_00", "crypko_01"))
+
+    Image.open(example_path("crypko_04")).save(folder / "small.png")  # fixed by its owner
+    third = export_many(folder, out, names=NAMES, make_poser=fake, progress=False, retry_failed=True)
+    assert third.rendered == ["small"] and sorted(third.failed) == ["empty", "noalpha"]
+
+
+def test_publish_replaces_a_folder_whole(tmp_path):
+    (tmp_path / "joy").mkdir()
+    (tmp_path / "joy" / "stale.png").write_bytes(b"old")
+    publish(tmp_path, "joy", {"neutral.png": b"new"}, {"neutral": {}})
+    assert sorted(p.name for p in (tmp_path / "joy").iterdir()) == ["_emotions.json", "neutral.png"]
+    assert [p.name for p in tmp_path.iterdir()] == ["joy"]
+
+
+def test_worker_processes_render_each_character_once(tmp_path):
+    folder = make_characters(tmp_path / "in")
+    result = export_many(folder, tmp_path / "out", names=NAMES, workers=2, make_poser=CpuFakePoser,
+                         progress=False)
+    assert len(result.rendered) == 4 and result.per_minute > 0
+    check_outputs(tmp_path / "out", result.rendered)
+
+
+def test_sprites_batch_command_with_the_real_engine(tmp_path, capsys):
+    folder = make_characters(tmp_path / "in", good=1)
+    out = tmp_path / "out"
+    args = ["sprites-batch", str(folder), str(out), "--names", ",".join(NAMES), "--device", "cpu", "--offline",
+            "--quiet"]
+    assert cli.main(args) == 1  # two characters failed
+    printed = capsys.readouterr().out
+    assert "1 character(s) rendered, 2 failed" in printed and "--retry-failed" in printed
+    check_outputs(out, ["crypko_00"])
+    assert cli.main([*args, "--names", "glee"]) == 1
+    assert "unknown emotion 'glee'" in capsys.readouterr().err
