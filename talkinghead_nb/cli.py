@@ -392,6 +392,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     limits = ServerLimits(max_upload_mb=args.max_upload_mb, max_sessions=args.max_sessions,
                           max_feeds=args.max_feeds, max_connections=max(128, args.max_feeds + 32))
     effects = _effects(args.effects)
+    if args.ray is not None:
+        return _serve_on_ray(args, limits, effects)
+    if args.replicas is not None:
+        args.parser.error("--replicas needs --ray: one machine serves with one engine")
     character = _load(args)
     poser = _poser(args, compile=args.compile)
     if args.compile:
@@ -414,6 +418,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
         pass
     finally:
         server.stop()
+    return 0
+
+
+def _serve_on_ray(args: argparse.Namespace, limits, effects) -> int:
+    from .cluster.engines import EngineSpec
+    from .cluster.serve import serve_live
+    engine = EngineSpec(model=args.model, device=args.device, models=args.models, offline=args.offline,
+                        compile=args.compile, tune_allocator=args.tune_allocator)
+    cluster = serve_live(_load(args), replicas=args.replicas, address=args.ray, host=args.host, port=args.port,
+                         api_key=args.api_key or os.environ.get("TALKINGHEAD_NB_API_KEY"), limits=limits,
+                         settings=args.settings, emotions_dir=args.emotions, effects=effects, engine=engine)
+    print(f"serving on Ray with {cluster.replicas} renderer(s) at {cluster.url} (sessions are spread over them; "
+          f"limits apply per renderer)\nviewer: {cluster.url}/ · feed: {cluster.feed_url()} · renderers and their "
+          f"sessions: {cluster.url}/api/cluster\nCtrl-C stops", flush=True)
+    try:
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cluster.stop()
     return 0
 
 
@@ -654,6 +679,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-feeds", type=int, default=32,
                    help="open feeds (viewers) of all sessions together; more get a 429 (default: 32)")
     p.add_argument("--compile", action="store_true", help="torch.compile the engine (faster, slow first start)")
+    p.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                   help="serve on Ray Serve (the ray extra), sessions spread over several engines: alone, the running "
+                        "cluster (else a Ray started here); or local, or a cluster's address such as ray://head:10001")
+    p.add_argument("--replicas", type=int, default=None,
+                   help="with --ray: rendering replicas, each with an engine (default: one per GPU, else as many as "
+                        "the CPUs allow)")
     _engine_options(p)
 
     p = _command(sub, "emotions", cmd_emotions, "list the emotions, with where each one's template comes from")

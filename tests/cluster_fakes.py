@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import torch
 
@@ -24,3 +25,9 @@ class CpuFakePoser(FakePoser):
             with open(self.log, "a") as f:
                 f.write(f"{os.getpid()}\n")
         return super().render_array(character, poses)
+
+
+def ctrl_c_allowed() -> None:
+    """For ``preexec_fn``: a shell without job control starts background commands with Ctrl-C ignored, and a child
+    inherits that; the tests that press Ctrl-C need it to arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -1,5 +1,5 @@
 """Sprites for many characters without Ray: the inputs (folder, list, glob), the checks before rendering, the
-manifest, resuming and retrying, worker processes, and the sprites-batch command (real engine)."""
+manifest, resuming and retrying, worker processes, and the sprites-batch command."""
 
 from __future__ import annotations
 
@@ -114,14 +114,17 @@ def test_worker_processes_render_each_character_once(tmp_path):
     check_outputs(tmp_path / "out", result.rendered)
 
 
-def test_sprites_batch_command_with_the_real_engine(tmp_path, capsys):
-    folder = make_characters(tmp_path / "in", good=1)
+def test_sprites_batch_command_reports_and_exits_1_when_a_character_failed(tmp_path, capsys):
+    folder = make_characters(tmp_path / "in", good=0)
     out = tmp_path / "out"
     args = ["sprites-batch", str(folder), str(out), "--names", ",".join(NAMES), "--device", "cpu", "--offline",
             "--quiet"]
-    assert cli.main(args) == 1  # two characters failed
+    assert cli.main(args) == 1
     printed = capsys.readouterr().out
-    assert "1 character(s) rendered, 2 failed" in printed and "--retry-failed" in printed
-    check_outputs(out, ["crypko_00"])
+    assert "0 character(s) rendered, 2 failed" in printed and "run again with --retry-failed" in printed
+    check_outputs(out, [])
     assert cli.main([*args, "--names", "glee"]) == 1
     assert "unknown emotion 'glee'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["serve", "--replicas", "2"])
+    assert usage.value.code == 2 and "--replicas needs --ray" in capsys.readouterr().err

@@ -18,7 +18,7 @@ from talkinghead_nb.cluster.manifest import MANIFEST
 from talkinghead_nb.cluster.ray_batch import watched
 from talkinghead_nb.cluster.ray_setup import RESERVED_CPUS, EnginePlan, connect, local_cpus
 
-from .cluster_fakes import CpuFakePoser
+from .cluster_fakes import CpuFakePoser, ctrl_c_allowed
 from .test_cluster_batch import NAMES, check_outputs, make_characters
 
 ray = pytest.importorskip("ray")
@@ -74,7 +74,7 @@ def test_a_killed_run_resumes_without_rendering_finished_characters(local_ray, t
     command = [sys.executable, "-m", "talkinghead_nb.cli", "sprites-batch", str(folder), str(out), "--ray", address,
                "--workers", "2", "--names", "neutral,joy", "--device", "cpu", "--offline", "--quiet"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=_ctrl_c_allowed)
+                               preexec_fn=ctrl_c_allowed)
     try:
         deadline = time.monotonic() + 300  # only stops a hung test
         while not _done(out):
@@ -98,11 +98,6 @@ def test_a_killed_run_resumes_without_rendering_finished_characters(local_ray, t
     assert len(log.read_text().splitlines()) == len(NAMES) * len(result.rendered)  # nothing finished was rendered again
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
     assert len(_done(out)) == 6
-
-
-def _ctrl_c_allowed() -> None:
-    """A shell without job control starts background commands with Ctrl-C ignored, and a child inherits that."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _done(out) -> list[str]:

@@ -1,0 +1,268 @@
+"""The live server on Ray Serve: many sessions over several engines, one HTTP API.
+
+    cluster = serve_live("lambda_00", replicas=2, address="local")   # or "auto", or "ray://head:10001"
+    cluster.url                                                     # the same API as LiveServer's
+    cluster.stop()
+
+Rendering runs in ``replicas`` renderers, each a live server (its own engine, sessions, pumps and routes) in a Serve
+deployment of one replica, with one GPU where the cluster has GPUs. In front, an ingress deployment takes every
+request, checks the key and body limits as the live server does, and forwards it to the renderer that holds its
+session: ``POST /api/sessions`` places a new session on the renderer with the fewest, and every later request for it
+(``/api/sessions/<id>/…``, its viewer page, its feed, ``DELETE``) goes to that renderer; the classic routes and the
+session ``default`` live on the first. A feed's parts stream back through the ingress at the session's own rate.
+Each answer names its renderer in the ``X-Talkinghead-Replica`` header; ``GET /api/cluster`` lists the renderers and
+their sessions.
+
+The routing is explicit (a table in the ingress, rebuilt from the renderers when it misses), not Serve's model
+multiplexing, which prefers a replica but may load the "model" on another under load: a session is state (its
+animator, its viewers), and must not be created twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from ..character import Character, load_character
+from ..live.http import ApiKeyGuard, BodyLimit, ServerLimits, SessionIdCheck, add_error_handlers, error_response
+from ..live.routes import DEFAULT_SESSION
+from .asgi import HttpRequest, HttpStart, call_app
+from .engines import EngineSpec
+from .ray_setup import Connection, check_capacity, connect, plan_engines, require_ray
+
+APP_NAME = "talkinghead"
+REPLICA_HEADER = b"x-talkinghead-replica"
+CORS_HEADERS = (b"access-control-", b"vary")
+METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """What every renderer is built from. All of it travels to the renderers: the character's pixels and the
+    animator settings (read here), so that they need no copy of those files."""
+
+    character: Character
+    engine: EngineSpec
+    limits: ServerLimits = field(default_factory=ServerLimits)
+    settings: dict | None = None
+    emotions_dir: str | None = None  # read on each renderer's machine (None: the installed project's emotions/)
+    effects: Any = None              # an effect chain for the default session
+    seed: int | None = None
+
+
+class Renderer:
+    """One engine and its sessions: a :class:`LiveServer` in this replica, its routes called in-process."""
+
+    def __init__(self, name: str, options: LiveOptions):
+        from ..live import LiveServer
+        self.name = name
+        self.server = LiveServer(options.character, poser=options.engine.build(), settings=options.settings,
+                                 emotions_dir=options.emotions_dir, limits=options.limits, seed=options.seed,
+                                 port=0)
+        self.server.start()  # its own port stays on 127.0.0.1, unused: requests come through the ingress
+        if options.effects is not None:
+            self.server.session().effects = options.effects
+
+    async def handle(self, request: HttpRequest) -> AsyncIterator[HttpStart | bytes]:
+        async for item in call_app(self.server.app, request):
+            yield item
+
+    def sessions(self) -> list[dict]:
+        return [session.stats() for session in self.server.all_sessions()]
+
+    def __del__(self) -> None:
+        self.server.stop()
+
+
+class Router:
+    """Which renderer holds which session, and the forwarding of a request to it."""
+
+    def __init__(self, renderers: list, names: list[str]):
+        self.renderers, self.names = renderers, names
+        self.streams = [r.options(method_name="handle", stream=True) for r in renderers]
+        self.owner: dict[str, int] = {DEFAULT_SESSION: 0}
+
+    def least_loaded(self) -> int:
+        counts = [0] * len(self.renderers)
+        for index in self.owner.values():
+            counts[index] += 1
+        return counts.index(min(counts))
+
+    async def sessions(self) -> list[list[dict]]:
+        """Each renderer's sessions (the session ``default`` is the first renderer's: the others' are idle)."""
+        answers = await asyncio.gather(*(r.options(method_name="sessions").remote() for r in self.renderers))
+        return [[s for s in found if i == 0 or s["id"] != DEFAULT_SESSION] for i, found in enumerate(answers)]
+
+    async def owner_of(self, session_id: str) -> int:
+        """The renderer of ``session_id``; one the table does not know (the ingress restarted) is looked up."""
+        if session_id not in self.owner:
+            for index, found in enumerate(await self.sessions()):
+                self.owner.update({s["id"]: index for s in found})
+        return self.owner.get(session_id, 0)  # unknown everywhere: the first renderer answers 404
+
+    async def open(self, index: int, request: HttpRequest) -> tuple[HttpStart, AsyncIterator[bytes]]:
+        stream = self.streams[index].remote(request)
+        start = await stream.__anext__()
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in stream:
+                    yield chunk
+            finally:
+                stream.cancel()  # the client left: the renderer's feed ends and frees its viewer
+        return start, body()
+
+
+def proxy_app(router: Router, limits: ServerLimits, api_key: str | None):
+    """The ingress's app: the live server's guards (key, body limits, session ids, CORS, error answers), then every
+    request forwarded to its session's renderer."""
+    app = FastAPI(title="talkinghead-nb live server on Ray Serve", openapi_url=None, docs_url=None, redoc_url=None)
+    add_error_handlers(app)
+
+    @app.get("/api/cluster")
+    async def cluster():
+        found = await router.sessions()
+        return {"replicas": [{"name": name, "sessions": [s["id"] for s in sessions]}
+                             for name, sessions in zip(router.names, found, strict=True)]}
+
+    @app.api_route("/{path:path}", methods=METHODS)
+    async def forward(request: Request, path: str):
+        method, path = request.method, request.scope["path"]
+        if path == "/api/sessions" and method == "GET":
+            found = await router.sessions()
+            return JSONResponse({"sessions": [{**s, "replica": name} for name, sessions in
+                                              zip(router.names, found, strict=True) for s in sessions]})
+        parts = path.split("/")
+        creating = path == "/api/sessions" and method == "POST"
+        if creating:
+            index = router.least_loaded()
+        elif path.startswith("/api/sessions/") or path.startswith("/sessions/"):
+            index = await router.owner_of(parts[3] if path.startswith("/api/") else parts[2])
+        else:
+            index = 0
+        forwarded = HttpRequest(method, path, request.scope["query_string"], list(request.scope["headers"]),
+                                await request.body(), request.scope.get("client") or ("127.0.0.1", 0))
+        try:
+            start, body = await router.open(index, forwarded)
+        except Exception as e:  # the replica died (its sessions with it) or cannot be reached
+            return error_response(503, f"the renderer {router.names[index]} did not answer ({type(e).__name__}); "
+                                       "its sessions are lost if it restarted: create a new session")
+        headers = [(k, v) for k, v in start.headers if not k.startswith(CORS_HEADERS)]  # the ingress adds its own
+        headers.append((REPLICA_HEADER, router.names[index].encode()))
+        if creating or (method == "DELETE" and start.status == 200):
+            content = b"".join([chunk async for chunk in body])
+            if start.status == 200 and creating:
+                router.owner[json.loads(content)["id"]] = index
+            elif start.status == 200:
+                router.owner.pop(parts[3], None)
+            response = Response(content, status_code=start.status)
+        else:
+            response = StreamingResponse(body, status_code=start.status)
+        response.raw_headers = headers
+        return response
+
+    app.add_middleware(SessionIdCheck)
+    app.add_middleware(BodyLimit, limits=limits)
+    if api_key:
+        app.add_middleware(ApiKeyGuard, key=api_key)
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
+    return app
+
+
+class Ingress:
+    """The HTTP face: one replica (it only forwards), with the table of which renderer holds which session."""
+
+    def __init__(self, renderers: list, names: list[str], limits: ServerLimits, api_key: str | None):
+        self.router = Router(renderers, names)
+        self.limits, self.api_key = limits, api_key
+
+    def __serve_build_asgi_app__(self):
+        return proxy_app(self.router, self.limits, self.api_key)
+
+
+def _serve():
+    require_ray()
+    from ray import serve
+    return serve
+
+
+def live_app(options: LiveOptions, plan, api_key: str | None = None):
+    """The Serve application: ``plan.engines`` renderers (each one replica with ``plan.cpus`` CPUs, ``plan.gpus``
+    GPUs) behind one ingress."""
+    serve = _serve()
+    options = replace(options, engine=replace(options.engine, threads=plan.threads))
+    names = [f"renderer-{i}" for i in range(plan.engines)]
+    concurrent = options.limits.max_connections  # every open feed is a request that lasts
+    renderers = [serve.deployment(Renderer, name=name, num_replicas=1, max_ongoing_requests=concurrent,
+                                  ray_actor_options={"num_cpus": plan.cpus, "num_gpus": plan.gpus})
+                 .bind(name, options) for name in names]
+    ingress = serve.deployment(serve.ingress()(Ingress), name="ingress", num_replicas=1,
+                               max_ongoing_requests=concurrent, ray_actor_options={"num_cpus": 0})
+    return ingress.bind(renderers, names, options.limits, api_key)
+
+
+@dataclass
+class LiveCluster:
+    """A running Serve deployment of the live server; :meth:`stop` removes it (and a Ray it started)."""
+
+    url: str
+    replicas: int
+    connection: Connection
+
+    def feed_url(self, session_id: str = DEFAULT_SESSION) -> str:
+        if session_id == DEFAULT_SESSION:
+            return f"{self.url}/api/talkinghead/result_feed"
+        return f"{self.url}/api/sessions/{session_id}/result_feed"
+
+    def stop(self) -> None:
+        serve = _serve()
+        serve.delete(APP_NAME)
+        if self.connection.owned:
+            serve.shutdown()
+        self.connection.close()
+
+    def __enter__(self) -> LiveCluster:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def serve_live(character: Character | str | os.PathLike | None = None, *, replicas: int | None = None,
+               address: str = "auto", host: str = "127.0.0.1", port: int = 5100, api_key: str | None = None,
+               limits: ServerLimits | None = None, settings: str | os.PathLike | dict | None = None,
+               emotions_dir: str | os.PathLike | None = None, effects: Any = None, seed: int | None = None,
+               engine: EngineSpec | None = None) -> LiveCluster:
+    """Deploy the live server on Ray Serve with ``replicas`` renderers (default: one per GPU, else as many as this
+    machine's CPUs allow) and return once it answers at ``host:port``. ``address``: ``local``, ``auto`` or a
+    cluster's (see :func:`connect`). ``limits`` apply per renderer (``max_sessions`` counts its sessions);
+    ``settings`` (a JSON file or overrides) is read here; ``emotions_dir`` is read by each renderer."""
+    if isinstance(settings, (str, os.PathLike)):
+        settings = json.loads(Path(settings).read_text(encoding="utf-8"))
+    options = LiveOptions(character if isinstance(character, Character) else load_character(character or "lambda_00"),
+                          engine or EngineSpec(), limits or ServerLimits(), settings,
+                          None if emotions_dir is None else os.fspath(emotions_dir), effects, seed)
+    connection = connect(address, replicas or 1)
+    try:
+        plan = plan_engines(replicas, options.engine.device)
+        check_capacity(plan)
+        serve = _serve()
+        logging.getLogger("ray.serve").setLevel(logging.WARNING)
+        serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
+        serve.run(live_app(options, plan, api_key), name=APP_NAME, route_prefix="/",
+                  logging_config={"log_level": "WARNING"})
+    except BaseException:
+        connection.close()
+        raise
+    shown = f"[{host}]" if ":" in host else host
+    return LiveCluster(f"http://{shown}:{port}", plan.engines, connection)

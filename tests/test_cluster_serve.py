@@ -1,0 +1,138 @@
+"""The live server on Ray Serve with a local Ray: 2 renderers, 4 sessions; each session's requests reach its
+renderer, its feed streams back through the ingress at ≥ 20 parts/s, and deleting it frees it on its renderer. The
+renderers hold the stand-in engine (tests/fake_engine.py): what is tested is the routing and the streaming, the
+engine is tested elsewhere (and end to end on Ray in test_cluster_ray.py)."""
+
+from __future__ import annotations
+
+import io
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from talkinghead_nb.cluster.engines import EngineSpec
+from talkinghead_nb.cluster.serve import serve_live
+
+from .cluster_fakes import CpuFakePoser, ctrl_c_allowed
+
+ray = pytest.importorskip("ray")
+
+REPLICA = "x-talkinghead-replica"
+WINDOW_S = 8.0  # parts are counted over this long, after each feed's first part
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_on_ray_command_with_the_real_engine(tmp_path):
+    """``serve --ray local``: a feed part rendered by the real engine on its replica, and Ctrl-C stops it all."""
+    port = free_port()
+    command = [sys.executable, "-m", "talkinghead_nb.cli", "serve", "crypko_01", "--ray", "local", "--replicas", "1",
+               "--port", str(port), "--device", "cpu", "--offline"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=ctrl_c_allowed)
+    try:
+        lines = []
+        while not lines or not lines[-1].startswith("serving on Ray with 1 renderer(s)"):
+            line = process.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        with httpx.stream("GET", f"http://127.0.0.1:{port}/api/talkinghead/result_feed", timeout=300) as feed:
+            assert feed.headers[REPLICA] == "renderer-0"
+            data = b""
+            for chunk in feed.iter_bytes():
+                data += chunk
+                if data.count(b"--frame") >= 2:
+                    break
+        part = data.split(b"\r\n\r\n", 1)[1].split(b"\r\n--frame", 1)[0]
+        image = Image.open(io.BytesIO(part))
+        assert image.size == (512, 512) and np.asarray(image)[..., 3].any()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(120) == 0
+    finally:
+        process.kill()
+
+
+@pytest.fixture(scope="module")
+def cluster(character):
+    with serve_live(character, replicas=2, address="local", port=free_port(), api_key="sesame", seed=0,
+                    engine=EngineSpec(make_poser=CpuFakePoser)) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    with httpx.Client(base_url=cluster.url, headers={"Authorization": "Bearer sesame"}, timeout=60) as c:
+        yield c
+
+
+def count_parts(url: str, seconds: float, out: dict) -> None:
+    """Parts of the feed at ``url`` in ``seconds`` from its first part, and the replica that sent them."""
+    with httpx.stream("GET", url, timeout=60) as response:
+        out["replica"], seen, start = response.headers[REPLICA], 0, None
+        for chunk in response.iter_bytes():
+            seen += chunk.count(b"--frame\r\n")
+            if start is None and seen:
+                start, seen = time.monotonic(), 0
+            if start is not None and time.monotonic() - start >= seconds:
+                break
+        out["rate"] = seen / (time.monotonic() - start)
+
+
+def test_sessions_live_on_their_replica_and_feed_through_the_ingress(cluster, client):
+    assert client.get("/api/modules").json() == {"modules": ["talkinghead"]}
+    assert httpx.get(f"{cluster.url}/api/sessions").status_code == 401  # the key is checked at the ingress
+
+    created = [client.post("/api/sessions") for _ in range(4)]
+    assert all(r.status_code == 200 for r in created), [r.text for r in created]
+    home = {r.json()["id"]: r.headers[REPLICA] for r in created}
+    assert set(home.values()) == {"renderer-0", "renderer-1"}  # spread over both
+
+    for session, replica in home.items():
+        answer = client.post(f"/api/sessions/{session}/set_emotion", json={"emotion_name": "joy"})
+        assert answer.status_code == 200 and answer.headers[REPLICA] == replica
+        stats = client.get(f"/api/sessions/{session}/stats")
+        assert stats.json()["emotion"] == "joy" and stats.headers[REPLICA] == replica
+    listed = client.get("/api/cluster").json()["replicas"]
+    on = {r["name"]: set(r["sessions"]) for r in listed}
+    assert all(session in on[replica] for session, replica in home.items())
+    assert "default" in on["renderer-0"] and "default" not in on["renderer-1"]
+    assert {s["id"]: s["replica"] for s in client.get("/api/sessions").json()["sessions"]} == {**home,
+                                                                                              "default": "renderer-0"}
+
+    feeds = {session: {} for session in home}
+    threads = [threading.Thread(target=count_parts, args=(f"{cluster.feed_url(s)}?fps=30", WINDOW_S, feeds[s]))
+               for s in home]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert all(feeds[s]["replica"] == home[s] for s in home)
+    assert all(feeds[s]["rate"] >= 20 for s in home), feeds
+
+    gone, replica = next(iter(home.items()))
+    deleted = client.delete(f"/api/sessions/{gone}")
+    assert deleted.status_code == 200 and deleted.headers[REPLICA] == replica
+    listed = {r["name"]: set(r["sessions"]) for r in client.get("/api/cluster").json()["replicas"]}
+    assert gone not in listed[replica] and len(listed[replica]) == len(on[replica]) - 1
+    assert client.get(f"/api/sessions/{gone}/stats").status_code == 404
+
+
+def test_the_classic_api_acts_on_the_default_session_of_the_first_replica(client):
+    answer = client.post("/api/talkinghead/set_emotion", json={"emotion_name": "anger"})
+    assert answer.status_code == 200 and answer.headers[REPLICA] == "renderer-0"
+    assert client.get("/api/talkinghead/emotions").json()["current"] == "anger"
+    assert client.get("/api/sessions/nosuch/stats").status_code == 404
+    assert client.get("/api/sessions/bad%20id/stats").status_code == 400  # refused at the ingress
+
