@@ -12,6 +12,6 @@ $PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_na
 $PY -m pytest -q -p no:cacheprovider tests/test_acceleration.py tests/test_engine_reference.py -k cuda
 $PY -m pytest -q -p no:cacheprovider tests/test_scheduler.py
 $PY bench/engine_fps.py --device cuda --variants all --batches 1,8,32 --frames "${FRAMES:-300}"
-$PY bench/gpu_sessions.py --device cuda --seconds "${SESSION_SECONDS:-8}"
+$PY bench/live_sessions.py --device cuda --seconds "${SESSION_SECONDS:-8}"
 timeout "${COMPILE_SECONDS:-200}" $PY bench/engine_fps.py --device cuda --variants separable_half --frames "${FRAMES:-300}" \
     --compile || echo "compile bench stopped after ${COMPILE_SECONDS:-200} s"

@@ -6,6 +6,9 @@ frame) over its measured time on the live-animation pose sequence, with the stag
 runs every frame.
 
     python bench/roofline.py [--frames 12] [--backends torch,openvino,openvino-bf16] [--out FILE]
+
+Then, for the two big networks (rotator, editor), where the time goes: the share of each kind of operation, from
+torch's profiler (torch backend) and OpenVINO's performance counters (openvino backends), on one call each.
 """
 
 from __future__ import annotations
@@ -79,6 +82,44 @@ def network_seconds(backend: str, frames: int) -> dict[str, float]:
     return {name: statistics.median(times[2:]) for name, times in calls.items()}  # the first two warm up
 
 
+def _example_inputs(name: str) -> tuple[torch.Tensor, ...]:
+    from talkinghead_nb.engine.openvino_backend import EXAMPLE_SHAPES
+    generator = torch.Generator().manual_seed(0)
+    return tuple(torch.rand(shape, generator=generator) * 2 - 1 for shape in EXAMPLE_SHAPES[name])
+
+
+def time_by_operation(backend: str, name: str) -> dict[str, float]:
+    """{operation kind: share of the network's time} for one call of network ``name``."""
+    inputs = _example_inputs(name)
+    poser = Poser("separable_float", "cpu", backend=backend)
+    network = poser.networks[name]
+    shares: dict[str, float] = defaultdict(float)
+    if backend == "torch":
+        from torch.profiler import ProfilerActivity, profile
+        with torch.inference_mode():
+            network(*inputs)
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                network(*inputs)
+        for event in prof.key_averages():
+            shares[event.key.removeprefix("aten::")] += event.self_cpu_time_total
+    else:
+        import numpy as np
+        import openvino as ov
+
+        from talkinghead_nb.engine.openvino_backend import PRECISIONS
+        model = ov.Core().read_model(network.model_file)
+        compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": PRECISIONS[backend][name],
+                                                          "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": "YES"})
+        request = compiled.create_infer_request()
+        arrays = [np.ascontiguousarray(x.numpy()) for x in inputs]
+        request.infer(arrays)
+        request.infer(arrays)
+        for node in request.profiling_info:
+            shares[node.node_type] += node.real_time.total_seconds()
+    total = sum(shares.values())
+    return {kind: spent / total for kind, spent in sorted(shares.items(), key=lambda kv: -kv[1])}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=12)
@@ -113,6 +154,16 @@ def main() -> None:
             rate = gflop[name] / spent
             lines.append(f"  {name:28} {spent * 1e3:7.1f} ms  {rate:6.0f} GFLOP/s  {rate / ceiling:5.0%} of the "
                          "ceiling")
+    lines.append("where the time goes (share of one call, operations above 3 %):")
+    for backend in args.backends.split(","):
+        for name in ("two_algo_face_body_rotator", "editor"):
+            try:
+                shares = time_by_operation(backend, name)
+            except Exception as e:  # noqa: BLE001
+                lines.append(f"  {backend} {name}: not profiled ({type(e).__name__})")
+                continue
+            lines.append(f"  {backend:14} {name:27} " + ", ".join(
+                f"{kind} {share:.0%}" for kind, share in shares.items() if share >= 0.03))
     publish(lines, args.out)
 
 

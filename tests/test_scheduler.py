@@ -1,6 +1,6 @@
 """The batched render scheduler: several characters in one forward pass, equal to their frames rendered alone;
 many threads served by one pass; a live server whose sessions share it. (Its speed is a GPU matter:
-bench/gpu_sessions.py.)"""
+bench/live_sessions.py.)"""
 
 from __future__ import annotations
 

@@ -70,6 +70,7 @@ class OpenVinoNetwork(nn.Module):
         with torch.no_grad():
             self.names = list(network(*example))
             folder = cache_dir() / f"{name}-{_fingerprint(network, ov.__version__)}"
+            self.model_file = folder / "model.xml"  # the converted model (profilers read it)
             if (folder / "model.xml").is_file():
                 model = ov.Core().read_model(folder / "model.xml")
             else:
