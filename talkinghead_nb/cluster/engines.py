@@ -38,6 +38,18 @@ class EngineSpec:
         store = WeightsStore(self.models, allow_download=not self.offline)
         return Poser(self.model, self.device, store=store, backend=self.backend, compile=self.compile)
 
+    def actor_options(self, cpus: float, gpus: float) -> dict:
+        """Ray options for an actor that holds this engine. On a CPU, with ``tune_allocator``, the allocator is
+        tuned through the environment, which glibc reads when the process starts: in a Ray actor, threads that Ray
+        started before the engine already have heaps of their own, and tuning later (``retain_freed_memory``) does
+        not reach them (measured: 8.5–10 s a character instead of 4–5.5 s)."""
+        options: dict = {"num_cpus": cpus, "num_gpus": gpus}
+        if self.tune_allocator and not gpus:
+            from ..engine.acceleration import HEAP_PAD_BYTES
+            tunables = f"glibc.malloc.arena_max=1:glibc.malloc.top_pad={HEAP_PAD_BYTES}"
+            options["runtime_env"] = {"env_vars": {"GLIBC_TUNABLES": tunables}}
+        return options
+
 
 def threads_per_engine(engines: int) -> int:
     """This machine's cores shared out between ``engines`` (at least one thread each)."""

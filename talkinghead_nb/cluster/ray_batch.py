@@ -50,8 +50,8 @@ def run_on_ray(jobs: list[Job], settings: BatchSettings, address: str, workers: 
         settings = replace(settings, engine=replace(settings.engine, threads=plan.threads))
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
             SpriteActor, fn_constructor_kwargs={"settings": settings}, batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=min(plan.engines, len(rows))), num_cpus=plan.cpus,
-            num_gpus=plan.gpus or None)
+            compute=ray.data.ActorPoolStrategy(size=min(plan.engines, len(rows))),
+            **settings.engine.actor_options(plan.cpus, plan.gpus))
         for row in watched(dataset.iter_rows(), stall_seconds, plan):
             yield pickle.loads(row["answer"])
     finally:

@@ -176,7 +176,27 @@ def proxy_app(router: Router, limits: ServerLimits, api_key: str | None):
     if api_key:
         app.add_middleware(ApiKeyGuard, key=api_key)
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
+    app.add_middleware(ClientGone)
     return app
+
+
+class ClientGone:
+    """Serve tells the ingress that a client left (a closed feed) by raising ``TaskCancelledError`` from
+    ``receive()``; the app hears an ordinary ``http.disconnect`` instead, so that its stream ends quietly rather
+    than as an unexpected error with a traceback in the log."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        from ray.exceptions import TaskCancelledError
+
+        async def calm_receive():
+            try:
+                return await receive()
+            except TaskCancelledError:
+                return {"type": "http.disconnect"}
+        await self.app(scope, calm_receive, send)
 
 
 class Ingress:
@@ -204,7 +224,7 @@ def live_app(options: LiveOptions, plan, api_key: str | None = None):
     names = [f"renderer-{i}" for i in range(plan.engines)]
     concurrent = options.limits.max_connections  # every open feed is a request that lasts
     renderers = [serve.deployment(Renderer, name=name, num_replicas=1, max_ongoing_requests=concurrent,
-                                  ray_actor_options={"num_cpus": plan.cpus, "num_gpus": plan.gpus})
+                                  ray_actor_options=options.engine.actor_options(plan.cpus, plan.gpus))
                  .bind(name, options) for name in names]
     ingress = serve.deployment(serve.ingress()(Ingress), name="ingress", num_replicas=1,
                                max_ongoing_requests=concurrent, ray_actor_options={"num_cpus": 0})
@@ -225,10 +245,8 @@ class LiveCluster:
         return f"{self.url}/api/sessions/{session_id}/result_feed"
 
     def stop(self) -> None:
-        serve = _serve()
-        serve.delete(APP_NAME)
-        if self.connection.owned:
-            serve.shutdown()
+        """Remove the application (Serve itself stays on a cluster this joined; a Ray this started is shut down)."""
+        _serve().delete(APP_NAME)
         self.connection.close()
 
     def __enter__(self) -> LiveCluster:
