@@ -61,18 +61,32 @@ def test_frames_asked_for_together_share_one_pass_and_are_exact(poser, character
         assert (results[i] - alone).abs().max().item() <= TOLERANCE
 
 
-def test_a_failed_batch_fails_its_frames_only_and_close_fails_the_waiting():
-    scheduler = RenderScheduler(FakePoser(), gather_s=0.0)
+def test_a_bad_frame_fails_alone_and_close_fails_the_waiting():
     character = load_character(example_path("crypko_00"))
-    with pytest.raises(AttributeError):
-        scheduler.render(None, np.zeros(P.NUM_PARAMETERS, np.float32))  # no character: the batch fails
-    assert scheduler.render(character, np.zeros(P.NUM_PARAMETERS, np.float32)).shape == (1, 4, 512, 512)
+    pose = np.zeros(P.NUM_PARAMETERS, np.float32)
+    outcomes: dict[str, object] = {}
+
+    def ask(label: str, who) -> None:
+        try:
+            outcomes[label] = scheduler.render(who, pose)
+        except Exception as e:  # noqa: BLE001 — the outcome under test
+            outcomes[label] = e
+
+    scheduler = RenderScheduler(FakePoser(), max_batch=2, gather_s=30.0)  # both requests share one pass
+    threads = [threading.Thread(target=ask, args=args) for args in (("good", character), ("bad", None))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert outcomes["good"].shape == (1, 4, 512, 512)  # its batch failed, but it was rendered again alone
+    assert isinstance(outcomes["bad"], AttributeError)  # no character: only this frame fails
+    assert scheduler.stats()["batches"] == 1
     scheduler.close()
     assert not scheduler._thread.is_alive()
     with pytest.raises(RuntimeError, match="closed"):
-        scheduler.render(character, np.zeros(P.NUM_PARAMETERS, np.float32))
+        scheduler.render(character, pose)
     scheduler.start()  # open again (a server started after a stop)
-    assert scheduler.render(character, np.zeros(P.NUM_PARAMETERS, np.float32)).shape == (1, 4, 512, 512)
+    assert scheduler.render(character, pose).shape == (1, 4, 512, 512)
     scheduler.close()
 
 
@@ -88,7 +102,7 @@ def test_a_batching_server_serves_every_session_through_the_scheduler(character)
         for t in threads:
             t.join(60)
         stats = other.stats()
-        assert stats["batching"]["frames"] >= 20 and stats["batching"]["max_batch_seen"] >= 1
+        assert stats["batching"]["frames"] >= 20
         assert all(len(reading.parts) >= 20 for reading in feeds.values())
         assert stats["latency_ms"]["p50"] > 0
     assert not server.scheduler._thread.is_alive()

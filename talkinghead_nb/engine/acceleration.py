@@ -96,7 +96,8 @@ class CudaGraphFrame:
                 frame(*self.inputs)
         torch.cuda.current_stream(device).wait_stream(side_stream)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        # thread_local: other threads may use the GPU meanwhile (live sessions converting their frames)
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
             self.output = frame(*self.inputs)
 
     def __call__(self, *inputs: Tensor) -> Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -33,6 +34,8 @@ _NETWORK_CLASSES = {
 PER_FRAME_NETWORKS = ("eyebrow_morphing_combiner", "face_morpher", "two_algo_face_body_rotator", "editor")
 # Where the eyebrow crop sits inside the face crop.
 _EYEBROW_IN_FACE = (EYEBROW_BOX[0] - FACE_BOX[0], EYEBROW_BOX[1] - FACE_BOX[1], EYEBROW_BOX[2])
+
+log = logging.getLogger(__name__)
 
 _DECOMPOSED = ("eyebrow_layer", "background_layer")  # the eyebrow decomposer's outputs, cached per character
 # The intermediate outputs, in pipeline order, with the stage that makes each (for the teaching view).
@@ -176,7 +179,7 @@ class Poser:
         self._cache_size = character_cache_size
         self._characters: OrderedDict[str, tuple[Tensor, dict[str, Tensor]]] = OrderedDict()
         self._graphs: OrderedDict[str, CudaGraphFrame] = OrderedDict()
-        self._batch_graphs: dict[int, CudaGraphFrame] = {}  # batch size bucket → graph (render_batch)
+        self._batch_graphs: dict[int, CudaGraphFrame | None] = {}  # batch size bucket → graph (None: failed)
         self._last_stage: dict[str, tuple[bytes, dict[str, Tensor]]] = {}
         self._lock = threading.RLock()  # one render at a time: the caches are shared state
 
@@ -230,8 +233,13 @@ class Poser:
             if bucket > n:  # pad with copies of the last frame
                 inputs = tuple(torch.cat([x, x[-1:].expand(bucket - n, *x.shape[1:])]) for x in inputs)
             if bucket not in self._batch_graphs:
-                self._batch_graphs[bucket] = CudaGraphFrame(self._batch_frame, *inputs)
-            return self._batch_graphs[bucket](*inputs)[:n]
+                try:
+                    self._batch_graphs[bucket] = CudaGraphFrame(self._batch_frame, *inputs)
+                except RuntimeError as e:  # a capture that fails once would fail again: run this size eagerly
+                    log.warning("no CUDA graph for batches of %d (%s); rendering them without", bucket, e)
+                    self._batch_graphs[bucket] = None
+            graph = self._batch_graphs[bucket]
+            return (graph(*inputs) if graph is not None else self._batch_frame(*inputs))[:n]
 
     def _batch_frame(self, image: Tensor, *layers_and_pose: Tensor) -> Tensor:
         *layers, pose = layers_and_pose

@@ -34,10 +34,11 @@ class _Request:
 class RenderScheduler:
     """``render(character, pose)`` from any thread; frames asked for at about the same time share a forward pass.
 
-    ``max_batch``: the most frames in one pass (bounds the memory and the graphs captured: one per power-of-two
-    bucket up to it). ``gather_s``: how long the first request of a batch waits for others (0: take only what is
-    already waiting). Its thread starts with the first request; :meth:`close` ends it (failing what waits) and
-    :meth:`start` opens the scheduler again.
+    ``max_batch``: the most frames in one pass (bounds the memory and the CUDA graphs captured: one per power of two
+    up to the first one ≥ ``max_batch``). ``gather_s``: how long the first request of a batch waits for others (0:
+    take only what is already waiting). Its thread starts with the first request; :meth:`close` ends it (failing what
+    waits) and :meth:`start` opens the scheduler again. A batch that fails is rendered again frame by frame, so that
+    only the frame at fault fails.
     """
 
     def __init__(self, poser: Poser, *, max_batch: int = DEFAULT_MAX_BATCH, gather_s: float = 0.002):
@@ -122,17 +123,23 @@ class RenderScheduler:
             count = min(self.max_batch, len(self._pending))
             return [self._pending.popleft() for _ in range(count)]
 
+    def _render(self, batch: list[_Request]) -> None:
+        frames = self.poser.render_batch([r.character for r in batch], np.stack([r.pose for r in batch]))
+        for i, request in enumerate(batch):
+            request.frame = frames[i:i + 1]
+
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
             if not batch:
                 continue
             try:
-                frames = self.poser.render_batch([r.character for r in batch], np.stack([r.pose for r in batch]))
-                for i, request in enumerate(batch):
-                    request.frame = frames[i:i + 1]
-            except Exception as e:  # noqa: BLE001 — each waiting pump gets the error and reports it in its stats
+                self._render(batch)
+            except Exception:  # noqa: BLE001 — find the frame that fails: the others still get theirs
                 for request in batch:
-                    request.error = e
+                    try:
+                        self._render([request])
+                    except Exception as e:  # noqa: BLE001 — its pump reports the error in its stats
+                        request.error = e
             self.batches += 1
             self.frames += len(batch)
             self.batch_sizes.append(len(batch))

@@ -328,6 +328,7 @@ class FramePump:
             with self._cond:
                 self.frames_rendered += 1
                 self._rendered_at.append(time.monotonic())
-                self._latency.append(self._rendered_at[-1] - last_start)
+                if self.frames_rendered > 1:  # the first frame pays warm-ups (graphs, compilation): not a sample
+                    self._latency.append(self._rendered_at[-1] - last_start)
                 self._latest = frame
                 self._cond.notify_all()
