@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import socket
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -12,8 +17,14 @@ from PIL import Image
 
 from talkinghead_nb import cli
 from talkinghead_nb.character import example_path
+from talkinghead_nb.cluster import batch as batch_module
 from talkinghead_nb.cluster import export_many, find_characters
-from talkinghead_nb.cluster.manifest import MANIFEST, publish
+from talkinghead_nb.cluster import worker as worker_module
+from talkinghead_nb.cluster.batch import _windowed
+from talkinghead_nb.cluster.engines import EngineSpec
+from talkinghead_nb.cluster.manifest import LOCK, MANIFEST, publish
+from talkinghead_nb.cluster.worker import BatchSettings, Job, SpriteWorker
+from talkinghead_nb.emotions import EmotionLibrary
 from talkinghead_nb.sprites import export_many as from_sprites
 
 from .cluster_fakes import CpuFakePoser
@@ -128,3 +139,74 @@ def test_sprites_batch_command_reports_and_exits_1_when_a_character_failed(tmp_p
     with pytest.raises(SystemExit) as usage:
         cli.main(["serve", "--replicas", "2"])
     assert usage.value.code == 2 and "--replicas needs --ray" in capsys.readouterr().err
+
+
+def test_names_that_clash_with_the_batch_files_are_refused(tmp_path):
+    folder = make_characters(tmp_path / "in", good=1)
+    for name in ("_batch.json.png", ".hidden.png"):
+        (folder / name).write_bytes((folder / "crypko_00.png").read_bytes())
+    out = tmp_path / "out"
+    result = export_many([folder / "crypko_00.png", folder / "_batch.json.png", folder / ".hidden.png"], out,
+                         names=NAMES, make_poser=CpuFakePoser, progress=False)
+    assert result.rendered == ["crypko_00"] and sorted(result.failed) == [".hidden", "_batch.json"]
+    manifest = json.loads((out / MANIFEST).read_text())["characters"]  # still a file, still the manifest
+    finding = manifest["_batch.json"]["findings"][0]
+    assert finding["check"] == "name" and "must not start with '_' or '.'" in finding["message"]
+    assert finding["fix"] == "rename the file"
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "crypko_00"]
+
+
+def test_a_second_run_into_the_same_folder_is_refused_and_a_dead_runs_lock_taken_over(tmp_path):
+    folder = make_characters(tmp_path / "in", good=1)
+    out = tmp_path / "out"
+    out.mkdir()
+    partial = out / ".crypko_00.partial-x"
+    partial.mkdir()  # the running batch's folder being written
+    (out / LOCK).write_text(f"{socket.gethostname()}:{os.getpid()}")  # a run that is alive: this process
+    with pytest.raises(RuntimeError, match=rf"another batch run \(.*:{os.getpid()}\) is writing into .*out: wait"):
+        export_many(folder, out, names=NAMES, make_poser=CpuFakePoser, progress=False)
+    assert partial.is_dir() and (out / LOCK).exists()
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (out / LOCK).write_text(f"{socket.gethostname()}:{dead.pid}")  # a run that died
+    result = export_many(folder, out, names=NAMES, make_poser=CpuFakePoser, progress=False)
+    assert result.rendered == ["crypko_00"]
+    assert not partial.exists() and not (out / LOCK).exists()  # the dead run's leftovers are gone, and our lock
+
+
+def test_a_pool_holds_a_bounded_window_of_jobs(tmp_path, monkeypatch):
+    """A large catalogue is not read up front: jobs are drawn as answers come back, at most 2 per worker ahead."""
+    settings = BatchSettings(templates=EmotionLibrary().load(), names=NAMES, engine=EngineSpec(make_poser=CpuFakePoser))
+    data = example_path("crypko_00").read_bytes()
+    drawn, answered, ahead = [0], [0], []
+
+    def jobs():
+        for i in range(10):
+            drawn[0] += 1
+            yield Job(f"c{i}", "memory", data)
+
+    monkeypatch.setattr(worker_module, "_worker", None)
+    worker_module.start_process_worker(settings)
+    with ThreadPoolExecutor(2) as pool:
+        for answer in _windowed(pool, jobs(), window=4):
+            assert answer["status"] == "done"
+            answered[0] += 1
+            ahead.append(drawn[0] - answered[0])
+    assert answered[0] == 10 and max(ahead) <= 4
+
+
+def test_in_process_the_allocator_is_tuned_only_when_asked(tmp_path, monkeypatch):
+    """It is process-wide: the caller's choice (the command line passes True); worker processes are ours."""
+    seen = []
+
+    class Recorder(SpriteWorker):
+        def __init__(self, settings):
+            seen.append(settings.engine.tune_allocator)
+            super().__init__(settings)
+
+    monkeypatch.setattr(batch_module, "SpriteWorker", Recorder)
+    folder = make_characters(tmp_path / "in", good=1)
+    export_many(folder, tmp_path / "a", names=NAMES, make_poser=CpuFakePoser, progress=False)
+    export_many(folder, tmp_path / "b", names=NAMES, make_poser=CpuFakePoser, progress=False, tune_allocator=True)
+    assert seen == [False, True]

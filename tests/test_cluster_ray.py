@@ -9,11 +9,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
-from talkinghead_nb.cluster import BatchStalled, export_many
+from talkinghead_nb.cluster import BatchStalled, export_many, ray_batch
 from talkinghead_nb.cluster.manifest import MANIFEST
 from talkinghead_nb.cluster.ray_batch import watched
 from talkinghead_nb.cluster.ray_setup import RESERVED_CPUS, EnginePlan, connect, local_cpus
@@ -37,7 +38,8 @@ def test_local_ray_keeps_a_cpu_free_for_reads():
     assert local_cpus(2) == 2 * max(1, (os.cpu_count() or 1) // 2) + RESERVED_CPUS
 
 
-def test_six_characters_two_broken_on_two_actors_with_the_real_engine(local_ray, tmp_path):
+def test_six_characters_two_broken_on_two_actors_with_the_real_engine(local_ray, tmp_path, monkeypatch):
+    monkeypatch.setattr(ray_batch, "CHUNK_ROWS", 4)  # the dataset is built in two chunks, as a large one is
     folder = make_characters(tmp_path / "in")
     out = tmp_path / "out"
     result = export_many(folder, out, ray="local", workers=2, names=NAMES, device="cpu", offline=True,
@@ -65,6 +67,23 @@ def test_a_run_without_progress_says_so(local_ray):
                                            r"run again \(finished characters are kept\)"):
         next(watched(never(), 1.0, plan))
     assert time.monotonic() - start < 60  # it did not wait for the hour
+
+
+def test_a_driver_that_stops_reading_releases_the_rows():
+    """A stall, Ctrl-C or a failed write ends the driver's loop: the reader thread must not stay blocked holding Ray
+    Data's iterator (and its actors) on a Ray this run did not start."""
+    released = threading.Event()
+
+    def endless():
+        try:
+            while True:
+                yield {"answer": b""}
+        finally:
+            released.set()
+    rows = watched(endless(), 60.0, EnginePlan(engines=1, cpus=1, gpus=0, threads=1))
+    next(rows)
+    rows.close()
+    assert released.wait(30), "the reader thread still holds the rows"
 
 
 def test_a_killed_run_resumes_without_rendering_finished_characters(local_ray, tmp_path):

@@ -6,16 +6,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..atomic import write_bytes, write_json
-from .worker import DONE, FAILED
+from .worker import DONE
 
 MANIFEST = "_batch.json"
 PARTIAL = ".partial-"  # in the names of folders being written; a run that was killed leaves them, the next removes
+LOCK = ".batch.lock"  # host:pid of the run writing into the folder
 
 
 class Manifest:
@@ -52,9 +54,59 @@ class Manifest:
         write_json(self.path, {"characters": self.characters})
         return entry
 
-    def counts(self) -> dict[str, int]:
-        statuses = [e["status"] for e in self.characters.values()]
-        return {DONE: statuses.count(DONE), FAILED: statuses.count(FAILED)}
+
+class BatchLock:
+    """``out_dir/.batch.lock`` while a run writes there, so that a second run into the same folder stops with a
+    message instead of removing the first's half-written folders. A lock left by a run that died (its process is
+    gone) is taken over."""
+
+    def __init__(self, out_dir: Path):
+        self.path = out_dir / LOCK
+        self.mine = f"{socket.gethostname()}:{os.getpid()}"
+
+    def __enter__(self) -> BatchLock:
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                self._take_over_if_stale()
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(self.mine)
+            return self
+        raise RuntimeError(f"could not lock {self.path.parent} (other runs keep starting there); try again")
+
+    def __exit__(self, *exc) -> None:
+        if self._holder() == self.mine:
+            self.path.unlink(missing_ok=True)
+
+    def _holder(self) -> str | None:
+        try:
+            return self.path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+
+    def _take_over_if_stale(self) -> None:
+        holder = self._holder()
+        if holder is None:  # just released
+            return
+        host, _, pid = holder.rpartition(":")
+        if host != socket.gethostname() or not pid.isdigit() or _alive(int(pid)):
+            raise RuntimeError(f"another batch run ({holder or 'starting'}) is writing into {self.path.parent}: "
+                               "wait for it to finish, or write elsewhere; if no run is going on (it ran on another "
+                               f"machine and died), delete {self.path}")
+        if self._holder() == holder:  # still the dead run's: taken over (a rival may have done it first)
+            self.path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
 
 
 def remove_partials(out_dir: Path) -> None:

@@ -1,21 +1,25 @@
-"""A sprite batch on Ray Data: the characters as a dataset (one row each, bytes included), ``map_batches`` on an
-actor pool with one engine per actor, the answers streamed back to the driver as they finish, and a watchdog that
-ends a run that makes no progress with a message instead of a hang."""
+"""A sprite batch on Ray Data: the characters as a dataset (one row each, bytes included, read by the driver a chunk
+at a time into the object store), ``map_batches`` on an actor pool with one engine per actor, the answers streamed
+back to the driver as they finish (Ray Data's backpressure bounds how many wait), and a watchdog that ends a run that
+makes no progress with a message instead of a hang."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import pickle
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
 from .ray_setup import EnginePlan, check_capacity, connect, plan_engines, require_ray
 from .worker import BatchSettings, Job, SpriteWorker
 
 POLL_SECONDS = 1.0
+CHUNK_ROWS = 64  # characters read into one dataset at a time (≈ 0.4 MB each)
 
 
 class BatchStalled(RuntimeError):
@@ -34,9 +38,10 @@ class SpriteActor:
         return {"answer": [pickle.dumps(self.worker.render(job)) for job in jobs]}
 
 
-def run_on_ray(jobs: list[Job], settings: BatchSettings, address: str, workers: int | None,
+def run_on_ray(jobs: Iterable[Job | dict], count: int, settings: BatchSettings, address: str, workers: int | None,
                stall_seconds: float) -> Iterator[dict]:
-    """The answers for ``jobs``, as Ray Data delivers them; see :func:`connect` for ``address``."""
+    """The answers for ``jobs`` (``count`` of them; a dict among them is an answer already known), as Ray Data
+    delivers them; see :func:`connect` for ``address``."""
     ray = require_ray()
     connection = connect(address, workers or 1)
     try:
@@ -46,11 +51,15 @@ def run_on_ray(jobs: list[Job], settings: BatchSettings, address: str, workers: 
         context.enable_progress_bars = False  # ours counts characters
         context.print_on_execution_start = False
         logging.getLogger("ray.data").setLevel(logging.WARNING)
-        rows = [{"name": j.name, "source": j.source, "data": j.data} for j in jobs]
+        known: list[dict] = []
+        dataset = _dataset(ray, jobs, known)
+        yield from known
+        if dataset is None:
+            return
         settings = replace(settings, engine=replace(settings.engine, threads=plan.threads))
-        dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+        dataset = dataset.map_batches(
             SpriteActor, fn_constructor_kwargs={"settings": settings}, batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=min(plan.engines, len(rows))),
+            compute=ray.data.ActorPoolStrategy(size=min(plan.engines, count)),
             **settings.engine.actor_options(plan.cpus, plan.gpus))
         for row in watched(dataset.iter_rows(), stall_seconds, plan):
             yield pickle.loads(row["answer"])
@@ -58,21 +67,75 @@ def run_on_ray(jobs: list[Job], settings: BatchSettings, address: str, workers: 
         connection.close()
 
 
-def watched(rows: Iterator[dict], stall_seconds: float, plan: EnginePlan) -> Iterator[dict]:
+def _dataset(ray, jobs: Iterable[Job | dict], known: list[dict]):
+    """The jobs as a dataset of one row (one block) each, built ``CHUNK_ROWS`` at a time: each chunk goes into Ray's
+    object store (which spills to disk when full) as it is read, so this process never holds more than a chunk of
+    characters; answers already known are appended to ``known``. None when no job is left."""
+    parts = []
+    for chunk in _chunks(_jobs_only(jobs, known), CHUNK_ROWS):
+        rows = [{"name": j.name, "source": j.source, "data": j.data} for j in chunk]
+        parts.append(ray.data.from_items(rows, override_num_blocks=len(rows)))
+    if not parts:
+        return None
+    return parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
+
+
+def _jobs_only(jobs: Iterable[Job | dict], known: list[dict]) -> Iterator[Job]:
+    for job in jobs:
+        if isinstance(job, Job):
+            yield job
+        else:
+            known.append(job)
+
+
+def _chunks(items: Iterable[Job], size: int) -> Iterator[list[Job]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def watched(rows: Iterable[dict], stall_seconds: float, plan: EnginePlan) -> Iterator[dict]:
     """``rows``, read in a thread of their own, so that a wait longer than ``stall_seconds`` for the next one raises
-    :class:`BatchStalled` here instead of blocking forever."""
+    :class:`BatchStalled` here instead of blocking forever. When the driver stops reading (a stall, Ctrl-C, an error
+    while writing), the thread stops too and closes its iterator, which releases Ray Data's execution."""
     inbox: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
     end = object()
 
+    def hand(item: object) -> bool:
+        """Put ``item`` in the inbox unless the driver has left; whether it was handed."""
+        while not stop.is_set():
+            try:
+                inbox.put(item, timeout=POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def read() -> None:
+        iterator = None
         try:
-            for row in rows:
-                inbox.put(row)
-            inbox.put(end)
+            iterator = iter(rows)
+            for row in iterator:
+                if not hand(row):
+                    return
+            hand(end)
         except BaseException as e:  # handed to the driver, which raises it
-            inbox.put(e)
+            hand(e)
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
 
     threading.Thread(target=read, name="talkinghead-batch-reader", daemon=True).start()
+    try:
+        yield from _received(inbox, end, stall_seconds, plan)
+    finally:
+        stop.set()
+
+
+def _received(inbox: queue.Queue, end: object, stall_seconds: float, plan: EnginePlan) -> Iterator[dict]:
     last = time.monotonic()
     while True:
         try:
