@@ -24,6 +24,7 @@ import asyncio
 import json
 import logging
 import os
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,6 +37,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ..character import Character, load_character
 from ..live.http import ApiKeyGuard, BodyLimit, ServerLimits, SessionIdCheck, add_error_handlers, error_response
 from ..live.routes import DEFAULT_SESSION
+from ..live.server import _is_loopback
 from .asgi import HttpRequest, HttpStart, call_app
 from .engines import EngineSpec
 from .ray_setup import Connection, check_capacity, connect, plan_engines, require_ray
@@ -44,6 +46,8 @@ APP_NAME = "talkinghead"
 REPLICA_HEADER = b"x-talkinghead-replica"
 CORS_HEADERS = (b"access-control-", b"vary")
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,17 +65,20 @@ class LiveOptions:
 
 
 class Renderer:
-    """One engine and its sessions: a :class:`LiveServer` in this replica, its routes called in-process."""
+    """One engine and its sessions: a :class:`LiveServer` in this replica, its app called in-process. The server is
+    never started: it listens on no port, so that nothing reaches it but through the ingress (its key and limits);
+    what ``start`` would do for the app (the default session, the render scheduler) is done here."""
 
     def __init__(self, name: str, options: LiveOptions):
         from ..live import LiveServer
         self.name = name
         self.server = LiveServer(options.character, poser=options.engine.build(), settings=options.settings,
-                                 emotions_dir=options.emotions_dir, limits=options.limits, seed=options.seed,
-                                 port=0)
-        self.server.start()  # its own port stays on 127.0.0.1, unused: requests come through the ingress
+                                 emotions_dir=options.emotions_dir, limits=options.limits, seed=options.seed)
+        if self.server.scheduler is not None:
+            self.server.scheduler.start()
+        session = self.server.new_session(session_id=DEFAULT_SESSION)
         if options.effects is not None:
-            self.server.session().effects = options.effects
+            session.effects = options.effects
 
     async def handle(self, request: HttpRequest) -> AsyncIterator[HttpStart | bytes]:
         async for item in call_app(self.server.app, request):
@@ -81,7 +88,7 @@ class Renderer:
         return [session.stats() for session in self.server.all_sessions()]
 
     def __del__(self) -> None:
-        self.server.stop()
+        self.server.stop()  # closes the sessions (their pumps) and the scheduler; there is no port to free
 
 
 class Router:
@@ -91,12 +98,37 @@ class Router:
         self.renderers, self.names = renderers, names
         self.streams = [r.options(method_name="handle", stream=True) for r in renderers]
         self.owner: dict[str, int] = {DEFAULT_SESSION: 0}
+        self.placing = [0] * len(renderers)  # sessions being created on each renderer, not yet in ``owner``
 
-    def least_loaded(self) -> int:
-        counts = [0] * len(self.renderers)
+    def reserve(self, tried: set[int]) -> int:
+        """The renderer with the fewest sessions (those being created included) among those not ``tried``, counted
+        as placing one more at once: concurrent creations spread out instead of all picking the same one. The
+        caller calls :meth:`release` when the creation is over."""
+        counts = list(self.placing)
         for index in self.owner.values():
             counts[index] += 1
-        return counts.index(min(counts))
+        index = min((i for i in range(len(counts)) if i not in tried), key=lambda i: counts[i])
+        self.placing[index] += 1
+        return index
+
+    def release(self, index: int) -> None:
+        self.placing[index] -= 1
+
+    async def create(self, request: HttpRequest) -> tuple[int, HttpStart, bytes]:
+        """``POST /api/sessions`` on the least loaded renderer; one that is full (429) hands it to the next."""
+        tried: set[int] = set()
+        while True:
+            index = self.reserve(tried)
+            try:
+                start, body = await self.open(index, request)
+                content = b"".join([chunk async for chunk in body])
+                if start.status == 200:
+                    self.owner[json.loads(content)["id"]] = index
+            finally:
+                self.release(index)
+            tried.add(index)
+            if start.status != 429 or len(tried) == len(self.renderers):
+                return index, start, content
 
     async def sessions(self) -> list[list[dict]]:
         """Each renderer's sessions (the session ``default`` is the first renderer's: the others' are idle)."""
@@ -126,6 +158,7 @@ class Router:
 def proxy_app(router: Router, limits: ServerLimits, api_key: str | None):
     """The ingress's app: the live server's guards (key, body limits, session ids, CORS, error answers), then every
     request forwarded to its session's renderer."""
+    from ray.serve.exceptions import BackPressureError  # a renderer's queue is full (max_queued_requests)
     app = FastAPI(title="talkinghead-nb live server on Ray Serve", openapi_url=None, docs_url=None, redoc_url=None)
     add_error_handlers(app)
 
@@ -143,31 +176,33 @@ def proxy_app(router: Router, limits: ServerLimits, api_key: str | None):
             return JSONResponse({"sessions": [{**s, "replica": name} for name, sessions in
                                               zip(router.names, found, strict=True) for s in sessions]})
         parts = path.split("/")
-        creating = path == "/api/sessions" and method == "POST"
-        if creating:
-            index = router.least_loaded()
-        elif path.startswith("/api/sessions/") or path.startswith("/sessions/"):
-            index = await router.owner_of(parts[3] if path.startswith("/api/") else parts[2])
-        else:
-            index = 0
         forwarded = HttpRequest(method, path, request.scope["query_string"], list(request.scope["headers"]),
                                 await request.body(), request.scope.get("client") or ("127.0.0.1", 0))
+        index, creating = 0, path == "/api/sessions" and method == "POST"
         try:
-            start, body = await router.open(index, forwarded)
+            if creating:
+                index, start, content = await router.create(forwarded)
+                response = Response(content, status_code=start.status)
+            else:
+                if path.startswith("/api/sessions/") or path.startswith("/sessions/"):
+                    index = await router.owner_of(parts[3] if path.startswith("/api/") else parts[2])
+                start, body = await router.open(index, forwarded)
+                if method == "DELETE" and start.status == 200:
+                    content = b"".join([chunk async for chunk in body])
+                    router.owner.pop(parts[3], None)
+                    response = Response(content, status_code=start.status)
+                else:
+                    response = StreamingResponse(body, status_code=start.status)
+        except BackPressureError:
+            which = "the renderer chosen for it" if creating else f"the renderer {router.names[index]}"
+            return error_response(503, f"{which} is busy (every request it may hold is taken, feeds included): try "
+                                       "again in a moment, or close a feed")
         except Exception as e:  # the replica died (its sessions with it) or cannot be reached
-            return error_response(503, f"the renderer {router.names[index]} did not answer ({type(e).__name__}); "
-                                       "its sessions are lost if it restarted: create a new session")
+            which = "the renderer chosen for it" if creating else f"the renderer {router.names[index]}"
+            return error_response(503, f"{which} did not answer ({type(e).__name__}); its sessions are lost if it "
+                                       "restarted: create a new session")
         headers = [(k, v) for k, v in start.headers if not k.startswith(CORS_HEADERS)]  # the ingress adds its own
         headers.append((REPLICA_HEADER, router.names[index].encode()))
-        if creating or (method == "DELETE" and start.status == 200):
-            content = b"".join([chunk async for chunk in body])
-            if start.status == 200 and creating:
-                router.owner[json.loads(content)["id"]] = index
-            elif start.status == 200:
-                router.owner.pop(parts[3], None)
-            response = Response(content, status_code=start.status)
-        else:
-            response = StreamingResponse(body, status_code=start.status)
         response.raw_headers = headers
         return response
 
@@ -218,16 +253,20 @@ def _serve():
 
 def live_app(options: LiveOptions, plan, api_key: str | None = None):
     """The Serve application: ``plan.engines`` renderers (each one replica with ``plan.cpus`` CPUs, ``plan.gpus``
-    GPUs) behind one ingress."""
+    GPUs) behind one ingress. Every open feed is a request that lasts: a renderer holds ``max_connections`` at once,
+    the ingress as many as all renderers together; beyond those, ``max_connections`` more wait in each queue and the
+    rest get a 503 at once instead of waiting without end."""
     serve = _serve()
     options = replace(options, engine=replace(options.engine, threads=plan.threads))
     names = [f"renderer-{i}" for i in range(plan.engines)]
-    concurrent = options.limits.max_connections  # every open feed is a request that lasts
-    renderers = [serve.deployment(Renderer, name=name, num_replicas=1, max_ongoing_requests=concurrent,
+    each = options.limits.max_connections
+    renderers = [serve.deployment(Renderer, name=name, num_replicas=1, max_ongoing_requests=each,
+                                  max_queued_requests=each,
                                   ray_actor_options=options.engine.actor_options(plan.cpus, plan.gpus))
                  .bind(name, options) for name in names]
     ingress = serve.deployment(serve.ingress()(Ingress), name="ingress", num_replicas=1,
-                               max_ongoing_requests=concurrent, ray_actor_options={"num_cpus": 0})
+                               max_ongoing_requests=each * plan.engines, max_queued_requests=each,
+                               ray_actor_options={"num_cpus": 0})
     return ingress.bind(renderers, names, options.limits, api_key)
 
 
@@ -265,6 +304,12 @@ def serve_live(character: Character | str | os.PathLike | None = None, *, replic
     machine's CPUs allow) and return once it answers at ``host:port``. ``address``: ``local``, ``auto`` or a
     cluster's (see :func:`connect`). ``limits`` apply per renderer (``max_sessions`` counts its sessions);
     ``settings`` (a JSON file or overrides) is read here; ``emotions_dir`` is read by each renderer."""
+    if not api_key and not _is_loopback(host):
+        message = (f"the live server on Ray Serve listens on {host}, reachable from other machines, WITHOUT an API "
+                   "key: anyone who can reach this port can load images and change the animation. Pass api_key= "
+                   "(CLI: --api-key), and put TLS in front of it (README, 'Security').")
+        log.warning(message)
+        warnings.warn(message, stacklevel=2)
     if isinstance(settings, (str, os.PathLike)):
         settings = json.loads(Path(settings).read_text(encoding="utf-8"))
     options = LiveOptions(character if isinstance(character, Character) else load_character(character or "lambda_00"),
