@@ -16,6 +16,7 @@ import difflib
 import errno
 import io
 import json
+import math
 import os
 import re
 import shlex
@@ -94,6 +95,22 @@ def _one_of(known: Sequence[str], what: str) -> Callable[[str], str]:
         if text not in known:
             raise argparse.ArgumentTypeError(unknown(what, text, known, f"choose from {', '.join(known)}"))
         return text
+    return check
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    """An argparse type for a number above 0 (``kind`` int: a whole one); anything else is a usage error that names
+    the option."""
+    what = "a whole number of 1 or more" if kind is int else "a number above 0"
+
+    def check(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
     return check
 
 
@@ -263,7 +280,7 @@ def cmd_sprites_batch(args: argparse.Namespace) -> int:
                          device=args.device, backend=args.backend, models=args.models, offline=args.offline,
                          fit=args.fit, emotions_dir=args.emotions, retry_failed=args.retry_failed,
                          tune_allocator=args.tune_allocator, progress=not args.quiet,
-                         **({"stall_seconds": args.stall_timeout} if args.stall_timeout else {}))
+                         **({"stall_seconds": args.stall_timeout} if args.stall_timeout is not None else {}))
     print(cli_words(str(result)))
     return FAILED if result.failed else 0
 
@@ -582,7 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="render on Ray Data (the ray extra): local (a Ray started here), auto (the running cluster, "
                         "else local) or a cluster's address, such as ray://head:10001 (default: no Ray, worker "
                         "processes here)")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=_positive(int), default=None,
                    help="engines at once (default: 1 without Ray; with Ray, one per GPU, else as many as the CPUs "
                         "allow)")
     p.add_argument("--names", default=None, metavar="NAME,NAME",
@@ -591,7 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "instead of reporting them as broken")
     p.add_argument("--retry-failed", action="store_true", help="render again the characters that failed in an "
                                                                 "earlier run (done ones are always skipped)")
-    p.add_argument("--stall-timeout", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--stall-timeout", type=_positive(float), default=None, metavar="SECONDS",
                    help="with Ray, stop with a message when no character finishes for this long (default: 900)")
     p.add_argument("--backend", default="torch", type=_one_of(BACKENDS, "backend"), metavar="BACKEND",
                    help="CPU backend: torch (exact, the default), openvino or openvino-bf16 (faster, approximate)")
@@ -682,7 +699,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
                    help="serve on Ray Serve (the ray extra), sessions spread over several engines: alone, the running "
                         "cluster (else a Ray started here); or local, or a cluster's address such as ray://head:10001")
-    p.add_argument("--replicas", type=int, default=None,
+    p.add_argument("--replicas", type=_positive(int), default=None,
                    help="with --ray: rendering replicas, each with an engine (default: one per GPU, else as many as "
                         "the CPUs allow)")
     _engine_options(p)

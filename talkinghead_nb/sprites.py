@@ -15,6 +15,7 @@ from .atomic import write_bytes, write_json
 from .character import Character
 from .emotions import EMOTIONS, EmotionTemplates
 from .encoding import encode_png
+from .lazy import lazy_exports
 
 if TYPE_CHECKING:  # the engine loads only where something renders (the driver of a batch renders nothing)
     from .engine import Poser
@@ -22,13 +23,9 @@ if TYPE_CHECKING:  # the engine loads only where something renders (the driver o
 SPRITE_PNG_LEVEL = 3  # deflate level of sprite files: a little smaller than the live feed's, still fast
 
 
-def __getattr__(name: str):
-    """``export_many`` (sprites of many characters, on worker processes or Ray) lives in ``cluster``; it loads on
-    first use."""
-    if name == "export_many":
-        from .cluster import export_many
-        return export_many
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# ``export_many`` (sprites of many characters, on worker processes or Ray) lives in ``cluster`` and loads on first use.
+# The name is relative to this module's package (".cluster" → talkinghead_nb.cluster); the module keeps its own dir().
+__getattr__, _ = lazy_exports(__name__, {"export_many": ".cluster"})
 
 
 def emotions_document(templates: EmotionTemplates, names: Sequence[str]) -> dict[str, dict[str, float]]:

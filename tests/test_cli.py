@@ -29,6 +29,8 @@ from talkinghead_nb.cli import DEBUG_ENV, build_parser, cli_words, describe_erro
 from talkinghead_nb.emotions import EMOTIONS
 from talkinghead_nb.paths import emotions_dir
 
+from .cluster_fakes import ctrl_c_allowed
+
 CPU = ["--device", "cpu", "--offline"]
 
 
@@ -105,6 +107,12 @@ def test_render_checks_the_output_before_rendering(tmp_path, monkeypatch, capsys
     (["weights", "standard_flaot"], "unknown variant 'standard_flaot'; did you mean standard_float"),
     (["repair", "lambda_00", "out.png"], "choose at least one repair: --background, --fit, --specks, --hidden"),
     (["render", "lambda_00"], "the following arguments are required: output"),
+    (["sprites-batch", "in", "out", "--workers", "0"], "argument --workers: expected a whole number of 1 or more, "
+                                                        "got '0'"),
+    (["sprites-batch", "in", "out", "--workers", "two"], "argument --workers: expected a whole number"),
+    (["sprites-batch", "in", "out", "--stall-timeout", "0"], "argument --stall-timeout: expected a number above 0"),
+    (["sprites-batch", "in", "out", "--stall-timeout", "nan"], "argument --stall-timeout: expected a number above 0"),
+    (["serve", "--ray", "local", "--replicas", "-1"], "argument --replicas: expected a whole number of 1 or more"),
 ])
 def test_usage_errors_exit_2_with_the_usage(tmp_path, monkeypatch, capsys, args, words):
     monkeypatch.chdir(tmp_path)
@@ -269,7 +277,7 @@ def _read_until(process: subprocess.Popen, text: bytes, seconds: float = 300) ->
 def test_ctrl_c_is_one_line_and_exit_status_130(tmp_path):
     folder = tmp_path / "sprites"
     process = subprocess.Popen([sys.executable, "-m", "talkinghead_nb.cli", "sprites", "crypko_00", str(folder), *CPU],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=ctrl_c_allowed)
     try:
         seen = _read_until(process, b"sprites of crypko_00")  # the progress bar: the export has begun
         process.send_signal(signal.SIGINT)
@@ -316,7 +324,7 @@ def test_serve_runs_until_interrupted():
 
     process = subprocess.Popen([sys.executable, "-m", "talkinghead_nb.cli", "serve", "crypko_00", "--port", "0", *CPU],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=ctrl_c_allowed)
     try:
         lines = []
         for line in process.stdout:
