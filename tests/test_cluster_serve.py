@@ -6,6 +6,7 @@ engine is tested elsewhere (and end to end on Ray in test_cluster_ray.py)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import io
 import json
 import queue
@@ -198,7 +199,10 @@ def test_a_renderer_listens_on_no_port_and_answers_through_its_app(character):
 
         async def ask() -> list:
             return [item async for item in renderer.handle(HttpRequest("GET", "/api/talkinghead/emotions"))]
-        start, *body = asyncio.run(ask())
+        # In a thread of its own: an earlier test in the same process (Playwright's sync API) may leave an event loop
+        # running in this one.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            start, *body = pool.submit(asyncio.run, ask()).result(timeout=60)
         assert start.status == 200 and "current" in json.loads(b"".join(body))
     finally:
         renderer.server.stop()
