@@ -109,17 +109,18 @@ class RenderScheduler:
         self.close()
 
     def _next_batch(self) -> list[_Request] | None:
+        """The next requests to render together (at least one), or None once closed."""
         with self._cond:
             while not self._pending and not self._closed:
                 self._cond.wait()
-            if self._closed:
-                return None
             deadline = time.monotonic() + self.gather_s
             while len(self._pending) < self.max_batch and not self._closed:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._cond.wait(left)
+            if self._closed:  # close() failed whatever was waiting
+                return None
             count = min(self.max_batch, len(self._pending))
             return [self._pending.popleft() for _ in range(count)]
 
@@ -130,8 +131,6 @@ class RenderScheduler:
 
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
-            if not batch:
-                continue
             try:
                 self._render(batch)
             except Exception:  # noqa: BLE001 — find the frame that fails: the others still get theirs
