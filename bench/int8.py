@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.engine_fps import animation_poses, psnr  # noqa: E402
 from bench.report import publish  # noqa: E402
+from bench.roofline import median_seconds  # noqa: E402
 from talkinghead_nb import pose as P  # noqa: E402
 from talkinghead_nb.character import example_path, load_character  # noqa: E402
 from talkinghead_nb.engine import Poser  # noqa: E402
@@ -64,17 +64,6 @@ class CompiledNetwork(torch.nn.Module):
         return {name: torch.from_numpy(np.array(results[i])) for i, name in enumerate(self.names)}
 
 
-def milliseconds(network: torch.nn.Module, inputs: tuple[np.ndarray, ...], repeats: int = 8) -> float:
-    tensors = tuple(torch.from_numpy(x) for x in inputs)
-    network(*tensors)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        network(*tensors)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) * 1e3
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, help="also write the report here")
@@ -108,7 +97,8 @@ def main() -> None:
             models[label] = (quantized, "bf16")
         for label, (candidate, hint) in models.items():
             network = CompiledNetwork(candidate, names, hint)
-            spent = milliseconds(network, data[name][0])
+            tensors = tuple(torch.from_numpy(x) for x in data[name][0])
+            spent = median_seconds(lambda network=network, tensors=tensors: network(*tensors), repeats=8) * 1e3
             poser.networks[name] = network
             quality = [psnr(poser.render_tensor(test_character, p), e) for p, e in zip(test_poses, exact,
                                                                                           strict=True)]

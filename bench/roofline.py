@@ -35,7 +35,7 @@ from talkinghead_nb.engine.poser import PER_FRAME_NETWORKS  # noqa: E402
 PRECISION = {"torch": torch.float32, "openvino": torch.float32, "openvino-bf16": torch.bfloat16}
 
 
-def _median_seconds(work, repeats: int = 5) -> float:
+def median_seconds(work, repeats: int = 5) -> float:
     work()  # warm-up
     times = []
     for _ in range(repeats):
@@ -48,9 +48,9 @@ def _median_seconds(work, repeats: int = 5) -> float:
 def attainable(dtype: torch.dtype) -> dict[str, float]:
     """GFLOP/s of a 2048³ matrix product and of a 3×3 convolution (128 → 128 channels, 128×128), in ``dtype``."""
     a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
-    matmul = 2 * 2048 ** 3 / _median_seconds(lambda: a @ b) / 1e9
+    matmul = 2 * 2048 ** 3 / median_seconds(lambda: a @ b) / 1e9
     x, w = torch.randn(1, 128, 128, 128, dtype=dtype), torch.randn(128, 128, 3, 3, dtype=dtype)
-    conv = 2 * 128 * 128 * 9 * 128 * 128 / _median_seconds(lambda: torch.nn.functional.conv2d(x, w, padding=1)) / 1e9
+    conv = 2 * 128 * 128 * 9 * 128 * 128 / median_seconds(lambda: torch.nn.functional.conv2d(x, w, padding=1)) / 1e9
     return {"matmul": matmul, "conv3x3": conv}
 
 
