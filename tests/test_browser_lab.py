@@ -203,6 +203,22 @@ def _preset(page) -> str:
     return page.locator(".widget-dropdown select").first.evaluate("s => s.value")
 
 
+def _settle(page, quiet_s: float = 1.5, timeout_s: float = 120.0) -> None:
+    """Wait until the kernel has been idle for ``quiet_s``. ipywidgets holds back a widget's later changes until the
+    kernel acknowledges the earlier ones, so a slider dragged under load may still send its last values after a
+    change made later to another widget."""
+    deadline = time.monotonic() + timeout_s
+    quiet_since = None
+    while time.monotonic() < deadline:
+        idle = "Idle" in page.locator("#jp-main-statusbar").inner_text()
+        now = time.monotonic()
+        quiet_since = (quiet_since or now) if idle else None
+        if quiet_since is not None and now - quiet_since >= quiet_s:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the kernel did not settle in {timeout_s:.0f} s")
+
+
 def test_presets_keep_their_name_until_a_slider_moves(browser, lab, artifacts):
     """The sliders round template values to their step and send them back: that must not read as an edit."""
     url, token = lab
@@ -210,7 +226,7 @@ def test_presets_keep_their_name_until_a_slider_moves(browser, lab, artifacts):
     _wait_all_ran(page, "02_manual_poser.ipynb", 240_000)
     for name in ("joy", "anger", "surprise", "admiration"):
         _pick_preset(page, name)
-        time.sleep(1.5)  # the round trip through the kernel and back
+        _settle(page)  # the round trip through the kernel and back
         assert _preset(page) == name
     page.get_by_role("tab", name="mouth").click()
     slider = page.locator(".widget-hslider", has_text="mouth aaa").first
@@ -223,7 +239,10 @@ def test_presets_keep_their_name_until_a_slider_moves(browser, lab, artifacts):
     page.mouse.up()
     page.wait_for_function("() => document.querySelector('.widget-dropdown select').value === '[custom]'",
                            timeout=90_000)
+    _settle(page)  # the drag's last values have reached the kernel
     _pick_preset(page, "surprise")
+    _settle(page)
+    assert _preset(page) == "surprise"
     page.get_by_role("button", name="reset to preset").click()
     page.wait_for_function("() => document.body.innerText.includes('reset to surprise')", timeout=90_000)
     assert _preset(page) == "surprise"
