@@ -150,7 +150,8 @@ def test_manual_poser_slider_changes_the_preview(browser, lab, artifacts):
     page.wait_for_function("() => { const i = document.querySelectorAll('img.widget-image')[1];"
                            " return i && i.naturalWidth === 512; }", timeout=180_000)
     _wait_all_ran(page, "02_manual_poser.ipynb", 240_000)
-    time.sleep(3)  # the last renders the notebook asked for
+    _settle(page)
+    time.sleep(1.5)  # the last render the notebook asked for
     preview.scroll_into_view_if_needed()
     page.get_by_role("tab", name="head, neck, body").click()
     slider = page.locator(".widget-hslider", has_text="head y").first
