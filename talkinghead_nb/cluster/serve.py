@@ -193,12 +193,12 @@ def proxy_app(router: Router, limits: ServerLimits, api_key: str | None):
                     response = Response(content, status_code=start.status)
                 else:
                     response = StreamingResponse(body, status_code=start.status)
-        except BackPressureError:
+        except Exception as e:
             which = "the renderer chosen for it" if creating else f"the renderer {router.names[index]}"
-            return error_response(503, f"{which} is busy (every request it may hold is taken, feeds included): try "
-                                       "again in a moment, or close a feed")
-        except Exception as e:  # the replica died (its sessions with it) or cannot be reached
-            which = "the renderer chosen for it" if creating else f"the renderer {router.names[index]}"
+            if isinstance(e, BackPressureError):  # its queue is full
+                return error_response(503, f"{which} is busy (every request it may hold is taken, feeds included): "
+                                           "try again in a moment, or close a feed")
+            # the replica died (its sessions with it) or cannot be reached
             return error_response(503, f"{which} did not answer ({type(e).__name__}); its sessions are lost if it "
                                        "restarted: create a new session")
         headers = [(k, v) for k, v in start.headers if not k.startswith(CORS_HEADERS)]  # the ingress adds its own

@@ -74,11 +74,11 @@ class SpriteWorker:
     def check(self, job: Job) -> tuple[list[dict], list[dict]]:
         """The project's checks (``prep.check_character``) as plain findings (passes left out), and the errors among
         them. With ``fit``, a wrong size is no error: the character is scaled onto the canvas."""
-        from ..prep.checks import ERROR, WARNING, check_character
+        from ..prep.checks import ERROR, PASS, WARNING, check_character
         findings = []
         for f in check_character(job.data).findings:
             level = WARNING if (f.level == ERROR and f.check == "size" and self.settings.fit) else f.level
-            if level != "pass":
+            if level != PASS:
                 message = f.message.replace("the uploaded data", job.source)  # the checks saw bytes, not the path
                 findings.append({"check": f.check, "level": level, "message": message, "fix": f.advice()})
         return findings, [f for f in findings if f["level"] == ERROR]

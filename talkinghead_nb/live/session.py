@@ -61,8 +61,6 @@ class LiveSession:
         with self._character_lock:
             character = self._character
         effects = self.effects
-        if self.scheduler is None and not effects:
-            return self.poser.render_array(character, pose)[0]
         if self.scheduler is not None:
             frames = self.scheduler.render(character, pose)
         else:
