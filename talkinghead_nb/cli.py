@@ -162,6 +162,22 @@ def _templates(args: argparse.Namespace) -> EmotionTemplates:
     return templates
 
 
+def _visemes_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--visemes", default=None, metavar="JSON",
+                        help="viseme table JSON: which mouth shape each phoneme makes (default: the project's "
+                             "visemes.json)")
+
+
+def _speech(args: argparse.Namespace, text: str):
+    """``text`` spoken by eSpeak, its mouth shapes from the viseme table (``--visemes``, else the project's
+    ``visemes.json``); a problem in the table is a ``warning:`` line (that entry keeps its default)."""
+    from .speech import load_visemes, synthesize
+    table, problems = load_visemes(args.visemes)
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    return synthesize(text, voice=args.voice, rate=args.rate, table=table)
+
+
 def _poser(args: argparse.Namespace, **options):
     """The Poser the options ask for; on the CPU, with the allocator tuned first unless ``--no-tune-allocator``."""
     from .engine import Poser, resolve_device
@@ -198,6 +214,7 @@ def image_format(path: str | os.PathLike) -> str:
     check_writable(path)
     suffix = Path(path).suffix.lower()
     kind = Image.registered_extensions().get(suffix, suffix) if suffix else "PNG"
+    Image.init()  # registered_extensions() loads Pillow's writers; without a suffix nothing had loaded them
     if kind not in Image.SAVE:
         raise CommandError(f"{path}: Pillow cannot write {suffix} images; name the output .png or .webp")
     try:
@@ -289,11 +306,10 @@ def cmd_speak(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .recording import record_speech
-    from .speech import synthesize
     check_writable(args.out_dir, folder=True)
     character, templates = _load(args), _templates(args)
     emotion = _emotion(templates, args.emotion)
-    speech = synthesize(args.text, voice=args.voice, rate=args.rate)
+    speech = _speech(args, args.text)
     poser = _poser(args, backend=args.backend)
     start = time.perf_counter()
     recording = record_speech(poser, character, speech, templates, args.out_dir, fps=args.fps, emotion=emotion,
@@ -311,10 +327,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     target, background = check_writable(check_target(args.out)), _colour(args.background)
     effects = _effects(args.effects)
     character, templates = _load(args), _templates(args)
-    speech = None
-    if args.say:
-        from .speech import synthesize
-        speech = synthesize(args.say, voice=args.voice, rate=args.rate)
+    speech = _speech(args, args.say) if args.say else None
     if args.script:
         script = Script.from_json(_json_file(args.script), templates)
     else:
@@ -418,9 +431,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.compile:
         print(f"compiling the networks (first time: up to a few minutes) … {poser.warm_up(character):.0f} s")
     server = LiveServer(character, poser=poser, host=args.host, port=args.port, settings=args.settings,
-                        api_key=args.api_key or os.environ.get("TALKINGHEAD_NB_API_KEY"),
+                        visemes=args.visemes, api_key=args.api_key or os.environ.get("TALKINGHEAD_NB_API_KEY"),
                         emotions_dir=args.emotions, limits=limits)
-    for problem in server.settings_problems:
+    for problem in server.settings_problems + server.visemes_problems:
         print(f"warning: {problem}", file=sys.stderr)
     server.start()
     if effects is not None:
@@ -445,7 +458,8 @@ def _serve_on_ray(args: argparse.Namespace, limits, effects) -> int:
                         compile=args.compile, tune_allocator=args.tune_allocator)
     cluster = serve_live(_load(args), replicas=args.replicas, address=args.ray, host=args.host, port=args.port,
                          api_key=args.api_key or os.environ.get("TALKINGHEAD_NB_API_KEY"), limits=limits,
-                         settings=args.settings, emotions_dir=args.emotions, effects=effects, engine=engine)
+                         settings=args.settings, visemes=args.visemes, emotions_dir=args.emotions, effects=effects,
+                         engine=engine)
     print(f"serving on Ray with {cluster.replicas} renderer(s) at {cluster.url} (sessions are spread over them; "
           f"limits apply per renderer)\nviewer: {cluster.url}/ · feed: {cluster.feed_url()} · renderers and their "
           f"sessions: {cluster.url}/api/cluster\nCtrl-C stops", flush=True)
@@ -623,6 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--voice", default="en-us", help="eSpeak voice: a language (en-us, en-gb, de, fr, …) or a voice "
                                                    "name (default: en-us)")
     p.add_argument("--rate", type=int, default=175, help="words per minute, 80–450 (default: 175)")
+    _visemes_argument(p)
     p.add_argument("--fps", type=float, default=25.0, help="frames per second of the recording (default: 25)")
     p.add_argument("--emotion", default="neutral", help="the emotion to speak with (default: neutral)")
     p.add_argument("--backend", default="torch", type=_one_of(BACKENDS, "backend"), metavar="BACKEND",
@@ -647,6 +662,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "the other formats get it beside them as .wav")
     p.add_argument("--voice", default="en-us", help="eSpeak voice for --say (default: en-us)")
     p.add_argument("--rate", type=int, default=175, help="words per minute for --say, 80–450 (default: 175)")
+    _visemes_argument(p)
     p.add_argument("--fps", type=float, default=25.0, help="frames per second, at most 60 (default: 25)")
     p.add_argument("--effects", default=None, metavar="PRESET|JSON",
                    help="effects on every frame: a preset (crt, hologram, vhs, dreamy, noir) or a JSON file with a "
@@ -688,6 +704,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=5100, help="port (default: 5100, SillyTavern-Extras'; 0: any free)")
     p.add_argument("--settings", default=None, metavar="JSON",
                    help="animator settings JSON (default: the project's animator.json)")
+    _visemes_argument(p)
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on every route but the "
                                                    "feed (default: $TALKINGHEAD_NB_API_KEY, else none)")
     p.add_argument("--max-upload-mb", type=float, default=20, help="the largest character upload (default: 20)")

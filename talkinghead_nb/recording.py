@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
-import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -91,8 +90,8 @@ class Script:
 
 
 def _number(value: Any, name: str, low: float, high: float, *, open_low: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value > high or value < low or (open_low and value == low):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high  # refuses NaN
+    if not ok or (open_low and value == low):
         bound = f"above {low:g}" if open_low else f"at least {low:g}"
         raise ScriptError(f"{name} must be a number {bound} and at most {high:g}, got {short_repr(value)}")
     return float(value)

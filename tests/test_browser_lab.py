@@ -153,7 +153,7 @@ def test_manual_poser_slider_changes_the_preview(browser, lab, artifacts):
     _settle(page)
     time.sleep(1.5)  # the last render the notebook asked for
     preview.scroll_into_view_if_needed()
-    page.get_by_role("tab", name="head, neck, body").click()
+    page.get_by_role("tab", name="head & body").click()
     slider = page.locator(".widget-hslider", has_text="head y").first
     slider.scroll_into_view_if_needed()
     before_source = _image_source(page, preview)
@@ -241,11 +241,12 @@ def test_presets_keep_their_name_until_a_slider_moves(browser, lab, artifacts):
     page.wait_for_function("() => document.querySelector('.widget-dropdown select').value === '[custom]'",
                            timeout=90_000)
     _settle(page)  # the drag's last values have reached the kernel
+    page.get_by_role("button", name="reset to preset").click()  # back to the emotion the drag started from
+    page.wait_for_function("() => document.body.innerText.includes('reset to admiration')", timeout=90_000)
+    _settle(page)
+    assert _preset(page) == "admiration"
     _pick_preset(page, "surprise")
     _settle(page)
-    assert _preset(page) == "surprise"
-    page.get_by_role("button", name="reset to preset").click()
-    page.wait_for_function("() => document.body.innerText.includes('reset to surprise')", timeout=90_000)
     assert _preset(page) == "surprise"
     page.screenshot(path=str(artifacts / "lab-poser-presets.png"))
     page.close()
@@ -266,6 +267,12 @@ def test_poser_at_1100_px_shows_the_whole_preview(browser, lab, artifacts):
         if (s.overflowX !== 'visible' && img.getBoundingClientRect().right > r.right + 1) return true; }
         return false; }""")
     assert not clipped
+    source = page.locator("img.widget-image").first.bounding_box()
+    assert box["x"] >= source["x"] + source["width"] - 1 and box["y"] < source["y"] + source["height"], (
+        "the posed output is not beside the source", box, source)
+    cut_tabs = page.evaluate("""() => [...document.querySelectorAll('.lm-TabBar-tabLabel')]
+        .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)""")
+    assert not cut_tabs, cut_tabs
     page.screenshot(path=str(artifacts / "lab-poser-1100.png"))
     page.close()
 

@@ -95,6 +95,13 @@ def test_render_checks_the_output_before_rendering(tmp_path, monkeypatch, capsys
     assert sorted(os.listdir()) == ["a-file", "folder"] and not os.listdir("folder")
 
 
+def test_an_output_without_a_suffix_is_a_png(tmp_path):
+    # In a fresh process: there Pillow has loaded no writers yet, which once made this "cannot write  images".
+    code = "from talkinghead_nb.cli import image_format; print(image_format('x'))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "PNG", done.stderr
+
+
 @pytest.mark.parametrize(("args", "words"), [
     (["render", "lambda_00", "x.png", "--set", "head_y=0.5"],
      "argument --set: unknown pose parameter 'head_y'; did you mean head_y_index? (talkinghead-nb params"),

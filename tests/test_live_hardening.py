@@ -48,6 +48,10 @@ class FeedWatcher:
                 if self.stopping:
                     return
 
+    def worst_second(self, start: float, end: float) -> int:
+        """The fewest parts that arrived in any whole second from ``start`` to ``end``."""
+        return min(sum(t0 <= t < t0 + 1 for t in self.arrived) for t0 in np.arange(start, end - 1, 0.25))
+
     def rate_since(self, start: float) -> float:
         """Parts per second from ``start`` to now, over at least 1 s."""
         time.sleep(max(0.0, start + 1.0 - time.monotonic()))
@@ -120,6 +124,9 @@ HUGE = "1" + "0" * 5000  # more digits than Python turns into an int from text
     ("load_emotion_templates", f'{{"joy": {{"mouth_aaa_index": -{BIG}.5e3}}}}'),
     ("load_animator_settings", f'{{"target_fps": {HUGE}}}'),
     ("set_emotion", f'{{"emotion_name": {BIG}}}'),
+    ("record", f'{{"seconds": {BIG}}}'),
+    ("record", f'{{"seconds": 2, "steps": [{{"at": {BIG}, "emotion": "joy"}}]}}'),
+    ("speak", f'{{"timeline": {{"words": [{{"word": "hi", "start": 0, "end": {BIG}}}]}}}}'),
     ("load_animator_settings", "[" * 100_000 + "]" * 100_000),
 ])
 def test_numbers_json_allows_and_python_does_not_get_a_4xx(client, path, body):
@@ -153,6 +160,24 @@ def test_only_png_is_decoded(client):
     out = io.BytesIO()
     Image.new("RGB", (512, 512)).save(out, "JPEG")
     refused(client.post("/api/talkinghead/load", files={"file": ("x.jpg", out.getvalue())}), 400, "JPEG", "PNG")
+
+
+def test_uploads_queued_for_decoding_hold_no_thread_the_feeds_need(client, watcher):
+    """45 uploads at once, decoded one at a time: they wait for their turn in the event loop, so the worker threads
+    that feeds and routes share stay free. (Waiting in those threads, they starved the feed: 1 part in a second.)"""
+    image = Image.new("RGBA", (3072, 3072))
+    image.paste((200, 120, 90, 255), (768, 512, 2304, 3072))  # a figure on a transparent canvas
+    out = io.BytesIO()
+    image.save(out, "PNG", optimize=True)
+    big = out.getvalue()
+    start = time.monotonic()
+    with ThreadPoolExecutor(45) as pool:
+        answers = list(pool.map(lambda _: client.post("/api/talkinghead/load?fit=true", timeout=90,
+                                                      files={"file": ("big.png", big, "image/png")}), range(45)))
+    assert watcher.worst_second(start, time.monotonic()) >= 12
+    assert {answer.status_code for answer in answers} <= {200, 429}, {a.status_code: a.text for a in answers}
+    assert sum(answer.status_code == 200 for answer in answers) >= 10
+    assert client.get("/api/talkinghead/stats").status_code == 200
 
 
 def test_hostile_uploads_keep_the_server_memory_bounded(tmp_path):

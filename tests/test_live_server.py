@@ -154,7 +154,7 @@ BAD_REQUESTS = [
     ("post", "/api/talkinghead/load", {"files": {"file": ("x.png", b"", "image/png")}}, 400, ""),
     ("post", "/api/talkinghead/load", {"data": {"not_file": "1"}}, 422, "file: Field required"),
     ("get", "/api/talkinghead/result_feed?format=gif", {}, 400, "unknown frame format 'gif'"),
-    ("get", "/api/talkinghead/result_feed?fps=0", {}, 422, "fps: Input should be greater than 0"),
+    ("get", "/api/talkinghead/result_feed?fps=0.5", {}, 422, "fps: Input should be greater than or equal to 1"),
     ("get", "/api/sessions/nope/stats", {}, 404, "no session 'nope'"),
     ("get", "/api/sessions/..%2Fetc/stats", {}, 400, "session id"),
     ("get", "/api/nothing", {}, 404, "no such endpoint"),

@@ -64,6 +64,29 @@ def test_a_timeline_drives_the_mouth_and_stop_speaking_ends_it(server, client):
     assert not client.get("/api/talkinghead/stats").json()["speaking"]
 
 
+def test_the_servers_viseme_table_shapes_the_mouth(character, tmp_path, caplog):
+    """The table comes from the cascade (factory, project file, overrides): here a file that makes "ɑ" an "o", and
+    a bad entry, which is logged and spoils nothing else."""
+    from talkinghead_nb.live import LiveServer
+
+    from .fake_engine import FakePoser
+    table = tmp_path / "visemes.json"
+    table.write_text('{"phonemes": {"ɑ": "ooo", "m": "oops"}}', encoding="utf-8")
+    with LiveServer(character, poser=FakePoser(), port=0, seed=0, visemes=table) as live:
+        assert any("'m'" in problem for problem in live.visemes_problems)
+        assert any("viseme table" in record.message for record in caplog.records)
+        timeline = {"words": [{"word": "ma", "start": 0.0, "end": 0.8, "phonemes": "mˈɑː"}]}
+        with httpx.Client(base_url=live.url, timeout=30) as client:
+            assert client.post("/api/sessions/default/speak", json={"timeline": timeline}).status_code == 200
+        animator, deadline, poses = live.session().animator, time.monotonic() + 0.6, []
+        while time.monotonic() < deadline:
+            poses.append(animator.pose(time.monotonic()))
+            time.sleep(0.01)
+    poses = np.array(poses)
+    assert poses[:, P.BY_KEY["mouth_ooo_index"].index].max() > 0.5
+    assert poses[:, P.BY_KEY["mouth_aaa_index"].index].max() < 0.05
+
+
 def _seconds_of_silence(seconds: float) -> bytes:
     out = io.BytesIO()
     with wave.open(out, "wb") as audio:

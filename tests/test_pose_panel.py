@@ -80,14 +80,17 @@ def test_presets_reset_and_factory_reset(panel):
     assert np.allclose(panel.pose, panel.templates.vector("joy"))
     panel.sliders["mouth_aaa_index"].value = 0.0
     assert panel.preset.value == CUSTOM
-    panel.preset.value = "joy"
+    panel.reset_button.click()  # back to the emotion the edits started from
+    assert panel.preset.value == "joy" and np.allclose(panel.pose, panel.templates.vector("joy"))
+    assert "reset to joy" in panel.status.value
     panel.sliders["eyebrow_lowered_left_index"].value = 0.5
     panel.preset.value = "joy"  # re-selecting the preset reloads it
-    panel.reset_button.click()
     assert np.allclose(panel.pose, panel.templates.vector("joy"))
 
     panel.sliders["head_x_index"].value = 0.5
-    panel.save_as_emotion("joy")                 # the edited pose becomes joy, on disk
+    png, _ = panel.save_image()                  # named after the emotion it started from
+    assert png.name == f"{panel.character.name}-joy-custom.png"
+    panel.save_emotion_button.click()            # no name given: the edited pose becomes joy, on disk
     assert panel.library.load().vector("joy")[P.BY_KEY["head_x_index"].index] == pytest.approx(0.5)
     panel.factory_button.click()                 # and back to the factory setting
     factory = panel.library.factory_defaults()["joy"]
@@ -124,9 +127,9 @@ def test_bad_input_shows_a_message_and_changes_nothing(panel):
     assert "does not exist" in panel.status.value and panel.character.name == name
     panel.emotions_upload.value = upload("e.json", b"{oops")
     assert "not valid JSON" in panel.status.value
-    panel.sliders["mouth_aaa_index"].value = 0.3
+    panel.emotion_name.value = "../outside"
     panel.save_emotion_button.click()
-    assert "name the emotion" in panel.status.value
+    assert "../outside" in panel.status.value and not (panel.library.directory.parent / "outside.json").exists()
 
 
 def test_safe_name_keeps_names_inside_a_folder():

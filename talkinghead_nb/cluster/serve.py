@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class LiveOptions:
     """What every renderer is built from. All of it travels to the renderers: the character's pixels and the
-    animator settings (read here), so that they need no copy of those files."""
+    animator settings and the viseme table (read here), so that they need no copy of those files."""
 
     character: Character
     engine: EngineSpec
@@ -62,6 +62,7 @@ class LiveOptions:
     emotions_dir: str | None = None  # read on each renderer's machine (None: the installed project's emotions/)
     effects: Any = None              # an effect chain for the default session
     seed: int | None = None
+    visemes: dict | None = None
 
 
 class Renderer:
@@ -73,7 +74,8 @@ class Renderer:
         from ..live import LiveServer
         self.name = name
         self.server = LiveServer(options.character, poser=options.engine.build(), settings=options.settings,
-                                 emotions_dir=options.emotions_dir, limits=options.limits, seed=options.seed)
+                                 visemes=options.visemes, emotions_dir=options.emotions_dir, limits=options.limits,
+                                 seed=options.seed)
         if self.server.scheduler is not None:
             self.server.scheduler.start()
         session = self.server.new_session(session_id=DEFAULT_SESSION)
@@ -295,26 +297,33 @@ class LiveCluster:
         self.stop()
 
 
+def _read_json(source: str | os.PathLike | dict | None) -> dict | None:
+    """A settings file's content (a dict or None passes through), to travel to the renderers."""
+    if isinstance(source, (str, os.PathLike)):
+        return json.loads(Path(source).read_text(encoding="utf-8"))
+    return source
+
+
 def serve_live(character: Character | str | os.PathLike | None = None, *, replicas: int | None = None,
                address: str = "auto", host: str = "127.0.0.1", port: int = 5100, api_key: str | None = None,
                limits: ServerLimits | None = None, settings: str | os.PathLike | dict | None = None,
                emotions_dir: str | os.PathLike | None = None, effects: Any = None, seed: int | None = None,
-               engine: EngineSpec | None = None) -> LiveCluster:
+               engine: EngineSpec | None = None, visemes: str | os.PathLike | dict | None = None) -> LiveCluster:
     """Deploy the live server on Ray Serve with ``replicas`` renderers (default: one per GPU, else as many as this
     machine's CPUs allow) and return once it answers at ``host:port``. ``address``: ``local``, ``auto`` or a
     cluster's (see :func:`connect`). ``limits`` apply per renderer (``max_sessions`` counts its sessions);
-    ``settings`` (a JSON file or overrides) is read here; ``emotions_dir`` is read by each renderer."""
+    ``settings`` and ``visemes`` (each a JSON file or overrides) are read here; ``emotions_dir`` is read by each
+    renderer."""
     if not api_key and not _is_loopback(host):
         message = (f"the live server on Ray Serve listens on {host}, reachable from other machines, WITHOUT an API "
                    "key: anyone who can reach this port can load images and change the animation. Pass api_key= "
                    "(CLI: --api-key), and put TLS in front of it (README, 'Security').")
         log.warning(message)
         warnings.warn(message, stacklevel=2)
-    if isinstance(settings, (str, os.PathLike)):
-        settings = json.loads(Path(settings).read_text(encoding="utf-8"))
     options = LiveOptions(character if isinstance(character, Character) else load_character(character or "lambda_00"),
-                          engine or EngineSpec(), limits or ServerLimits(), settings,
-                          None if emotions_dir is None else os.fspath(emotions_dir), effects, seed)
+                          engine or EngineSpec(), limits or ServerLimits(), _read_json(settings),
+                          None if emotions_dir is None else os.fspath(emotions_dir), effects, seed,
+                          _read_json(visemes))
     connection = connect(address, replicas or 1)
     try:
         plan = plan_engines(replicas, options.engine.device)

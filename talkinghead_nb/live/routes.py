@@ -77,7 +77,7 @@ def add_routes(app: FastAPI, server: LiveServer) -> None:  # noqa: C901 — one 
                                                           "512×512 canvas")] = False,
                    session_id: str = DEFAULT_SESSION):
         session = server.session(session_id)
-        character = await run_in_threadpool(server.decode_upload, await file.read(), fit, file.filename)
+        character = await server.decode_upload(await file.read(), fit, file.filename)
         session.load_character(character)
         return {"status": "ok", "character": character.name}
 
@@ -110,7 +110,7 @@ def add_routes(app: FastAPI, server: LiveServer) -> None:  # noqa: C901 — one 
                 if not isinstance(upload, StarletteUpload):
                     raise HTTPException(422, "file: send the audio as the multipart field 'file'")
                 data = await upload.read()
-            track = await run_in_threadpool(server.decode_speech_audio, data)
+            track = await server.decode_speech_audio(data)
             return {"status": "ok", "duration": round(session.speak(track, delay), 3)}
         try:
             body = Speak.model_validate(await request.json())
@@ -119,9 +119,10 @@ def add_routes(app: FastAPI, server: LiveServer) -> None:  # noqa: C901 — one 
         if (body.text is None) == (body.timeline is None):
             raise HTTPException(422, "send either 'text' (to be spoken) or 'timeline' (a TTS engine's timing)")
         if body.timeline is not None:
-            track = await run_in_threadpool(track_from_timeline, body.timeline, voice=body.voice)
+            track = await run_in_threadpool(track_from_timeline, body.timeline, voice=body.voice,
+                                           table=server.visemes)
             return {"status": "ok", "duration": round(session.speak(track, body.delay or delay), 3)}
-        speech = await run_in_threadpool(synthesize, body.text, body.voice, body.rate)
+        speech = await run_in_threadpool(synthesize, body.text, body.voice, body.rate, table=server.visemes)
         duration = session.speak(speech.track, body.delay or delay)
         return Response(speech.wav(), media_type="audio/wav", headers={"X-Speech-Duration": f"{duration:.3f}"})
 
@@ -168,7 +169,7 @@ def add_routes(app: FastAPI, server: LiveServer) -> None:  # noqa: C901 — one 
     @twin("get", "result_feed", "The live feed: multipart/x-mixed-replace, one image a part",
           response_class=StreamingResponse)
     def result_feed(format: Annotated[str, Query(description="png (default), qoi or webp")] = "png",
-                    fps: Annotated[float | None, Query(gt=0, le=MAX_FEED_FPS, description="parts per second for "
+                    fps: Annotated[float | None, Query(ge=1, le=MAX_FEED_FPS, description="parts per second for "
                                                        "this viewer (default: the animator's target_fps)")] = None,
                     session_id: str = DEFAULT_SESSION):
         session = server.session(session_id)
@@ -211,7 +212,7 @@ def add_routes(app: FastAPI, server: LiveServer) -> None:  # noqa: C901 — one 
     async def create_session(file: Annotated[UploadFile | None, File()] = None, fit: bool = False):
         character = None
         if file is not None:
-            character = await run_in_threadpool(server.decode_upload, await file.read(), fit, file.filename)
+            character = await server.decode_upload(await file.read(), fit, file.filename)
         session = server.new_session(character)
         return {"id": session.id, "feed": f"/api/sessions/{session.id}/result_feed"}
 

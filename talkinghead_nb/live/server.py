@@ -10,6 +10,7 @@ the methods here raise plain errors: ``SessionNotFound``, ``CapacityError``, ``C
 
 from __future__ import annotations
 
+import asyncio
 import html
 import ipaddress
 import logging
@@ -28,13 +29,14 @@ from typing import Any, ClassVar, TypeVar
 import uvicorn
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
 
 from ..character import Character, load_character
 from ..emotions import EmotionLibrary
 from ..engine import Poser
 from ..engine.scheduler import RenderScheduler
 from ..messages import short_repr
-from ..speech import Track, track_from_audio
+from ..speech import Track, load_visemes, track_from_audio
 from .http import ApiKeyGuard, BodyLimit, CapacityError, ServerLimits, SessionIdCheck, add_error_handlers
 from .pump import Viewer
 from .routes import DEFAULT_SESSION, add_routes
@@ -47,17 +49,24 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 5100  # SillyTavern-Extras' port, so that clients configured for it find us
 DECODE_WAIT_S = 30.0  # an upload waits this long for its turn to be decoded, then gets a 429
+DECODE_POLL_S = 0.02  # how often a waiting upload looks for its turn
 API_RECORD_SECONDS = 30.0  # the longest recording a client may ask for (each frame is an exact render)
 MAX_RECORD_FPS = 60
 RECORD_TYPES = {"webp": "image/webp", "png": "image/apng", "gif": "image/gif", "webm": "video/webm",
                 "mp4": "video/mp4"}
 
 
+def _file_or_overrides(source: str | os.PathLike | dict | None) -> tuple[str | os.PathLike | None, dict | None]:
+    """A settings argument (a file, a dict of overrides or None) as ``(project_file, overrides)`` for a cascade."""
+    return (None, source) if isinstance(source, dict) else (source, None)
+
+
 class LiveServer:
     """The live server for one process. Several sessions (characters) share one engine.
 
     ``character``: a :class:`Character`, a path, or an example name (default ``lambda_00``). ``settings``: a path of an
-    animator JSON file, a dict of overrides, or None (defaults and the project's ``animator.json``). ``limits``: what a
+    animator JSON file, a dict of overrides, or None (defaults and the project's ``animator.json``); ``visemes``, the
+    same for the lip-sync viseme table (the project's ``visemes.json``). ``limits``: what a
     client may make the server hold (:class:`ServerLimits`; ``max_upload_mb`` is a shortcut for its upload limit).
     ``batch_sessions`` (default: on a GPU): the frames that the sessions ask for at about the same time are rendered in
     one forward pass (:class:`~talkinghead_nb.engine.scheduler.RenderScheduler`).
@@ -71,7 +80,7 @@ class LiveServer:
                  api_key: str | None = None, settings: str | os.PathLike | dict | None = None,
                  emotions_dir: str | os.PathLike | None = None, limits: ServerLimits | None = None,
                  max_upload_mb: float | None = None, seed: int | None = None, compile: bool = False,
-                 batch_sessions: bool | None = None):
+                 batch_sessions: bool | None = None, visemes: str | os.PathLike | dict | None = None):
         self.limits = limits or ServerLimits()
         if max_upload_mb is not None:
             self.limits = ServerLimits(**{**self.limits.__dict__, "max_upload_mb": max_upload_mb})
@@ -83,13 +92,14 @@ class LiveServer:
         self.scheduler = RenderScheduler(self.poser, max_batch=self.limits.max_sessions) if batch_sessions else None
         self.host, self.port = host, port
         self.api_key = api_key or None
-        if isinstance(settings, dict):
-            self.settings, problems = load_settings(overrides=settings)
-        else:
-            self.settings, problems = load_settings(settings)
+        self.settings, problems = load_settings(*_file_or_overrides(settings))
         for problem in problems:
             log.warning("animator settings: %s", problem)
         self.settings_problems = problems
+        self.visemes, problems = load_visemes(*_file_or_overrides(visemes))
+        for problem in problems:
+            log.warning("viseme table: %s", problem)
+        self.visemes_problems = problems
         self.library = EmotionLibrary(emotions_dir)
         self.seed = seed
         self.sessions: dict[str, LiveSession] = {}
@@ -147,21 +157,26 @@ class LiveServer:
                                     "start the server with a larger max_feeds")
             return session.viewer(fmt)
 
-    def decode_upload(self, data: bytes, fit: bool, filename: str | None) -> Character:
+    async def decode_upload(self, data: bytes, fit: bool, filename: str | None) -> Character:
         """Decode an uploaded character (the header is checked before any pixel is decoded, see
         ``load_character``)."""
-        return self._decoding(lambda: load_character(data, fit=fit, name=_stem(filename)))
+        return await self._decoding(lambda: load_character(data, fit=fit, name=_stem(filename)))
 
-    def decode_speech_audio(self, data: bytes) -> Track:
+    async def decode_speech_audio(self, data: bytes) -> Track:
         """The viseme track of an uploaded audio file (WAV, FLAC, OGG; at most ``speech.MAX_SECONDS`` long)."""
-        return self._decoding(lambda: track_from_audio(data))
+        return await self._decoding(lambda: track_from_audio(data, table=self.visemes))
 
-    def _decoding(self, decode: Callable[[], T]) -> T:
-        """``decode()`` with at most ``max_decodes`` uploads being decoded at once (each may take tens of MB)."""
-        if not self._decodes.acquire(timeout=DECODE_WAIT_S):
-            raise CapacityError("too many uploads are being decoded at once; try again in a moment")
+    async def _decoding(self, decode: Callable[[], T]) -> T:
+        """``decode()`` in a worker thread, with at most ``max_decodes`` uploads being decoded at once (each may
+        take tens of MB). An upload waits for its turn in the event loop, not in a worker thread: the feeds and the
+        other routes share those threads, and queued uploads must not hold them."""
+        deadline = time.monotonic() + DECODE_WAIT_S
+        while not self._decodes.acquire(blocking=False):
+            if time.monotonic() >= deadline:
+                raise CapacityError("too many uploads are being decoded at once; try again in a moment")
+            await asyncio.sleep(DECODE_POLL_S)
         try:
-            return decode()
+            return await run_in_threadpool(decode)
         finally:
             self._decodes.release()
 

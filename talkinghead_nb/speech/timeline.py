@@ -17,7 +17,6 @@ times in order, with errors that name the item and the field.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -75,8 +74,7 @@ def _field(item: Mapping, names: tuple[str, ...], where: str, required: bool = T
 
 def _time(item: Mapping, names: tuple[str, ...], where: str, max_seconds: float) -> float:
     value = _field(item, names, where)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or not (
-            0 <= value <= max_seconds):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= max_seconds:  # no NaN
         raise SpeechError(f"{where}: {names[0]} must be a number of seconds from 0 to {max_seconds:g}, "
                           f"got {short_repr(value)}")
     return float(value)

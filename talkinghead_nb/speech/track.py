@@ -123,6 +123,7 @@ class Track:
         self._end = np.array([k.end for k in self.keyframes], dtype=np.float64)
         self._target = np.array([_VECTORS[k.shape] * k.amplitude for k in self.keyframes]).reshape(
             len(self.keyframes), len(MOUTH_KEYS))
+        self._closes = np.array([k.shape == CLOSED for k in self.keyframes], dtype=bool)
         # What lies before and after each keyframe: the neighbour if it touches, else the gap; a ramp takes at most
         # half of it. Nothing limits the ramps before the first and after the last keyframe.
         length = self._end - self._start
@@ -159,7 +160,12 @@ class Track:
             up = np.where(rise > 0, _smoothstep((tt - self._start[k] + rise) / rise), tt >= self._start[k])
             down = np.where(fall > 0, 1 - _smoothstep((tt - self._end[k]) / fall), tt <= self._end[k])
         weight = np.where(valid, up * down, 0.0)
+        # A closure (b, m, p) is not one more shape to blend with: the lips meet at its start, so the shapes around
+        # it only fill what its ramps leave open (blended, a vowel's release kept the lips apart ~50 ms too long).
+        closing = np.where(self._closes[k], weight, 0.0).max(axis=1)
+        weight = np.where(self._closes[k], 0.0, weight)
         mouth = np.einsum("nc,nck->nk", weight, self._target[k]) / np.maximum(1.0, weight.sum(axis=1))[:, None]
+        mouth *= (1.0 - closing)[:, None]
         if self.envelope is not None:
             mouth *= np.interp(t * self.envelope_rate, np.arange(len(self.envelope)), self.envelope, left=0, right=0)[
                 :, None]

@@ -36,7 +36,7 @@ SECTIONS: dict[str, tuple[P.Category, ...]] = {
     "eyes": (P.Category.EYE,),
     "iris": (P.Category.IRIS_MORPH, P.Category.IRIS_ROTATION),
     "mouth": (P.Category.MOUTH,),
-    "head, neck, body": (P.Category.FACE_ROTATION, P.Category.BODY_ROTATION),
+    "head & body": (P.Category.FACE_ROTATION, P.Category.BODY_ROTATION),
     "breathing": (P.Category.BREATHING,),
 }
 
@@ -69,6 +69,7 @@ class PosePanel(PreviewPanel):
         self.out_dir = Path(out_dir)
         self._updating = False  # set while code (not the user) moves sliders
         self._pose = np.zeros(P.NUM_PARAMETERS, np.float32)  # the pose; the sliders show it (rounded to STEP)
+        self._base = "neutral"  # the emotion the pose started from: what "reset" returns to once it is [custom]
         self.sliders: dict[str, W.FloatSlider] = {}
         self.links: dict[str, W.Checkbox] = {}
         self._build(preview_size)
@@ -137,7 +138,7 @@ class PosePanel(PreviewPanel):
         self.timing = W.Label()
         self.status = W.HTML(layout=W.Layout(min_height="2.6em", width="100%"))  # reserved: no jump on a message
         source = W.VBox([W.HTML("<b>source</b>"), self.source, W.HTML(HOW_TO_LOAD, layout=W.Layout(width="256px"))],
-                        layout=W.Layout(width="270px", flex="0 0 auto"))
+                        layout=W.Layout(flex="0 1 270px", min_width="140px"))
         controls = W.VBox([
             W.HBox([self.preset, self.reset_button, self.factory_button]),
             self.tabs,
@@ -147,9 +148,13 @@ class PosePanel(PreviewPanel):
             W.HBox([self.emotion_name, self.save_emotion_button]),
         ], layout=W.Layout(width="490px", flex="0 0 auto"))
         output = W.VBox([W.HBox([W.HTML("<b>posed</b>"), self.stage]), self.preview, self.timing],
-                        layout=W.Layout(flex="1 1 300px", min_width="256px", max_width=f"{preview_size + 20}px"))
-        self.widget = W.VBox([W.HBox([source, controls, output], layout=W.Layout(flex_flow="row wrap",
-                                                                               align_items="flex-start")),
+                        layout=W.Layout(flex="1 1 auto", min_width="200px", max_width=f"{preview_size + 20}px"))
+        # The source and the posed output always side by side (the output shrinks, never wraps under the source);
+        # the controls beside them where the window is wide enough, else below.
+        pictures = W.HBox([source, output], layout=W.Layout(flex="1 1 500px", max_width=f"{preview_size + 300}px",
+                                                              align_items="flex-start"))
+        self.widget = W.VBox([W.HBox([pictures, controls], layout=W.Layout(flex_flow="row wrap",
+                                                                           align_items="flex-start")),
                               self.status])
 
     # ---- the pose -------------------------------------------------------------------------------------------------
@@ -171,6 +176,8 @@ class PosePanel(PreviewPanel):
 
     def load_preset(self, name: str) -> None:
         self.set_pose(self.templates.vector(name))
+        self._base = name
+        self.status.value = ""  # the last message was about the pose before
         self._updating = True
         try:
             self.preset.value = name
@@ -178,15 +185,13 @@ class PosePanel(PreviewPanel):
             self._updating = False
 
     def reset_to_preset(self) -> None:
-        if self.preset.value == CUSTOM:
-            raise EmotionError("the pose is [custom]: pick an emotion first")
-        self.load_preset(self.preset.value)
-        self._say(f"reset to {self.preset.value}")
+        """Back to the emotion the pose started from, undoing the edits since."""
+        self.load_preset(self._base)
+        self._say(f"reset to {self._base}")
 
     def factory_reset(self) -> None:
-        name = self.preset.value
-        if name == CUSTOM:
-            raise EmotionError("the pose is [custom]: pick the emotion to reset first")
+        """The emotion the pose started from, restored to its factory setting on disk, and shown."""
+        name = self._base
         self.library.factory_reset(name)
         self.templates = self.library.load()
         self.load_preset(name)
@@ -260,7 +265,7 @@ class PosePanel(PreviewPanel):
     def save_image(self, path: str | os.PathLike | None = None) -> tuple[Path, Path]:
         """The current picture (final image) as a PNG, and its pose as a JSON sidecar beside it; by default
         ``<out_dir>/<character>-<preset>.png``, with both names made safe (:func:`safe_name`)."""
-        name = self.preset.value if self.preset.value != CUSTOM else "custom"
+        name = self.preset.value if self.preset.value != CUSTOM else f"{self._base}-custom"
         path = Path(path) if path else self._output_path(f"{safe_name(self.character.name)}-{safe_name(name)}.png")
         rgba = self.poser.render_array(self.character, self.pose)[0]
         png = write_bytes(path, encode_png(rgba, level=3))
@@ -275,10 +280,9 @@ class PosePanel(PreviewPanel):
         return path
 
     def save_as_emotion(self, name: str | None = None) -> Path:
-        """Save the pose into ``emotions/<name>.json`` (atomic); the preset list picks it up."""
-        name = name or self.preset.value
-        if name == CUSTOM:
-            raise EmotionError("name the emotion to save as (the pose is [custom])")
+        """Save the pose into ``emotions/<name>.json`` (atomic; by default the emotion it started from); the preset
+        list picks it up."""
+        name = name or self._base
         path = self.library.save(name, self.pose)
         pose = self.pose
         self.templates = self.library.load()
