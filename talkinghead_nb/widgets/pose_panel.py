@@ -36,7 +36,7 @@ SECTIONS: dict[str, tuple[P.Category, ...]] = {
     "eyes": (P.Category.EYE,),
     "iris": (P.Category.IRIS_MORPH, P.Category.IRIS_ROTATION),
     "mouth": (P.Category.MOUTH,),
-    "head & body": (P.Category.FACE_ROTATION, P.Category.BODY_ROTATION),
+    "head/body": (P.Category.FACE_ROTATION, P.Category.BODY_ROTATION),
     "breathing": (P.Category.BREATHING,),
 }
 
@@ -91,7 +91,7 @@ class PosePanel(PreviewPanel):
                 # The readout is an editable number box: click it and type an exact value.
                 slider = W.FloatSlider(value=0.0, min=parameter.low, max=parameter.high, step=STEP,
                                        description=label(parameter), tooltip=tooltip(parameter), style=style,
-                                       continuous_update=True, readout_format=".2f", layout=W.Layout(width="460px"))
+                                       continuous_update=True, readout_format=".2f", layout=W.Layout(width="495px"))
                 slider.observe(lambda change, key=parameter.key: self._on_slider(key, change["new"]), "value")
                 self.sliders[parameter.key] = slider
                 rows.append(slider)
@@ -100,9 +100,10 @@ class PosePanel(PreviewPanel):
                 self.links[section] = W.Checkbox(value=True, description="link left/right", indent=False)
                 rows.insert(0, self.links[section])
             tabs.append(W.VBox(rows))
-        self.tabs = W.Tab(children=tabs, titles=list(SECTIONS), layout=W.Layout(width="480px"))
+        self.tabs = W.Tab(children=tabs, titles=list(SECTIONS), layout=W.Layout(width="510px"))
         self.preset = W.Dropdown(options=[*self.templates.names, CUSTOM], description="emotion",
                                  layout=W.Layout(width="205px"), style={"description_width": "55px"})
+        self.preset.add_class("talkinghead-emotion")  # for scripts and tests driving the page
         self.preset.observe(self._on_preset, "value")
         self.reset_button = W.Button(description="reset to preset", icon="undo", layout=W.Layout(width="145px"))
         self.factory_button = W.Button(description="factory reset", icon="industry", layout=W.Layout(width="130px"),
@@ -137,7 +138,7 @@ class PosePanel(PreviewPanel):
                                                               height="auto", border="1px solid #ccc"))
         self.timing = W.Label()
         self.status = W.HTML(layout=W.Layout(min_height="2.6em", width="100%"))  # reserved: no jump on a message
-        source = W.VBox([W.HTML("<b>source</b>"), self.source, W.HTML(HOW_TO_LOAD, layout=W.Layout(width="256px"))],
+        source = W.VBox([W.HTML("<b>source</b>"), self.source, W.HTML(HOW_TO_LOAD, layout=W.Layout(max_width="256px"))],
                         layout=W.Layout(flex="0 1 270px", min_width="140px"))
         controls = W.VBox([
             W.HBox([self.preset, self.reset_button, self.factory_button]),
@@ -146,7 +147,7 @@ class PosePanel(PreviewPanel):
             W.HBox([self.path, self.load_button]),
             W.HBox([self.emotions_upload, self.save_button]),
             W.HBox([self.emotion_name, self.save_emotion_button]),
-        ], layout=W.Layout(width="490px", flex="0 0 auto"))
+        ], layout=W.Layout(width="520px", flex="0 0 auto"))
         output = W.VBox([W.HBox([W.HTML("<b>posed</b>"), self.stage]), self.preview, self.timing],
                         layout=W.Layout(flex="1 1 auto", min_width="200px", max_width=f"{preview_size + 20}px"))
         # The source and the posed output always side by side (the output shrinks, never wraps under the source);
