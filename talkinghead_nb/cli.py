@@ -162,6 +162,12 @@ def _templates(args: argparse.Namespace) -> EmotionTemplates:
     return templates
 
 
+def _backend_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", default="torch", type=_one_of(BACKENDS, "backend"), metavar="BACKEND",
+                        help="CPU backend: torch (exact, the default), openvino (~2× faster), openvino-bf16 (~3–5× "
+                             "faster; both approximate)")
+
+
 def _visemes_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--visemes", default=None, metavar="JSON",
                         help="viseme table JSON: which mouth shape each phoneme makes (default: the project's "
@@ -427,7 +433,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.replicas is not None:
         args.parser.error("--replicas needs --ray: one machine serves with one engine")
     character = _load(args)
-    poser = _poser(args, compile=args.compile)
+    poser = _poser(args, compile=args.compile, backend=args.backend)
     if args.compile:
         print(f"compiling the networks (first time: up to a few minutes) … {poser.warm_up(character):.0f} s")
     server = LiveServer(character, poser=poser, host=args.host, port=args.port, settings=args.settings,
@@ -454,8 +460,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _serve_on_ray(args: argparse.Namespace, limits, effects) -> int:
     from .cluster.engines import EngineSpec
     from .cluster.serve import serve_live
-    engine = EngineSpec(model=args.model, device=args.device, models=args.models, offline=args.offline,
-                        compile=args.compile, tune_allocator=args.tune_allocator)
+    engine = EngineSpec(model=args.model, device=args.device, backend=args.backend, models=args.models,
+                        offline=args.offline, compile=args.compile, tune_allocator=args.tune_allocator)
     cluster = serve_live(_load(args), replicas=args.replicas, address=args.ray, host=args.host, port=args.port,
                          api_key=args.api_key or os.environ.get("TALKINGHEAD_NB_API_KEY"), limits=limits,
                          settings=args.settings, visemes=args.visemes, emotions_dir=args.emotions, effects=effects,
@@ -595,9 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--names", default=None, metavar="NAME,NAME",
                    help="comma-separated emotions (default: all 28; talkinghead-nb emotions lists them)")
     p.add_argument("--overwrite", action="store_true", help="replace existing sprites (default: keep them)")
-    p.add_argument("--backend", default="torch", type=_one_of(BACKENDS, "backend"), metavar="BACKEND",
-                   help="CPU backend: torch (exact, the default), openvino (~2× faster here), openvino-bf16 (~5× "
-                        "faster here; both approximate)")
+    _backend_argument(p)
     p.add_argument("--sheet", action="store_true", help="also write _contact_sheet.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _engine_options(p)
@@ -624,8 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "earlier run (done ones are always skipped)")
     p.add_argument("--stall-timeout", type=_positive(float), default=None, metavar="SECONDS",
                    help="with Ray, stop with a message when no character finishes for this long (default: 900)")
-    p.add_argument("--backend", default="torch", type=_one_of(BACKENDS, "backend"), metavar="BACKEND",
-                   help="CPU backend: torch (exact, the default), openvino or openvino-bf16 (faster, approximate)")
+    _backend_argument(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _engine_options(p)
 
@@ -640,8 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
     _visemes_argument(p)
     p.add_argument("--fps", type=float, default=25.0, help="frames per second of the recording (default: 25)")
     p.add_argument("--emotion", default="neutral", help="the emotion to speak with (default: neutral)")
-    p.add_argument("--backend", default="torch", type=_one_of(BACKENDS, "backend"), metavar="BACKEND",
-                   help="CPU backend: torch (exact, the default), openvino or openvino-bf16 (faster, approximate)")
+    _backend_argument(p)
     p.add_argument("--no-video", action="store_true", help="frames and audio only, no MP4")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _engine_options(p)
@@ -669,8 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "chain such as [{\"name\": \"bloom\", \"strength\": 0.6}]")
     p.add_argument("--background", default="#ffffff",
                    help="the colour under transparent pixels in MP4 (the other formats keep alpha; default: #ffffff)")
-    p.add_argument("--backend", default="torch", type=_one_of(BACKENDS, "backend"), metavar="BACKEND",
-                   help="CPU backend: torch (exact, the default), openvino or openvino-bf16 (faster, approximate)")
+    _backend_argument(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _engine_options(p)
 
@@ -697,6 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "serve", cmd_serve, "run the live server (SillyTavern-Extras talkinghead API) until Ctrl-C")
     _character_argument(p, optional=True)
+    _backend_argument(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     p.add_argument("--effects", default=None, metavar="PRESET|JSON",
                    help="effects on every frame: a preset (crt, hologram, vhs, dreamy, noir) or a JSON file with a "

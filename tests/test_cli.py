@@ -111,6 +111,7 @@ def test_an_output_without_a_suffix_is_a_png(tmp_path):
     (["render", "lambda_00", "x.png", "--model", "separable_flot"],
      "argument --model: unknown variant 'separable_flot'; did you mean separable_float"),
     (["sprites", "lambda_00", "out", "--backend", "openvino-bf"], "did you mean openvino-bf16"),
+    (["serve", "--backend", "openvino-bf"], "did you mean openvino-bf16"),
     (["weights", "standard_flaot"], "unknown variant 'standard_flaot'; did you mean standard_float"),
     (["repair", "lambda_00", "out.png"], "choose at least one repair: --background, --fit, --specks, --hidden"),
     (["render", "lambda_00"], "the following arguments are required: output"),
