@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 
 import numpy as np
@@ -20,12 +21,18 @@ def test_export_writes_28_distinct_sprites_and_the_templates(poser, character, t
     export = export_sprites(poser, character, tmp_path / "sprites", templates, progress=False)
     folder = tmp_path / "sprites"
     assert sorted(export.written) == sorted(EMOTIONS) and not export.skipped
-    digests = set()
+    digests, faces = set(), {}
     for name in EMOTIONS:
         image = Image.open(folder / f"{name}.png")
         assert image.format == "PNG" and image.mode == "RGBA" and image.size == (512, 512)
         digests.add(hashlib.sha256(np.asarray(image).tobytes()).hexdigest())
+        rgba = np.asarray(image)[32:224, 160:352].astype(np.float32)
+        faces[name] = rgba[..., :3] * rgba[..., 3:] / 255
     assert len(digests) == 28  # every emotion looks different
+    # ... and reads as itself on the face: no two alike (the closest pair of the first templates, joy and relief:
+    # 2.7 levels of mean difference; now 4.2)
+    closest = min((float(np.abs(faces[a] - faces[b]).mean()), a, b) for a, b in itertools.combinations(EMOTIONS, 2))
+    assert closest[0] >= 3.5, f"{closest[1]} and {closest[2]} look alike ({closest[0]:.2f})"
     saved, problems = parse_templates(json.loads((folder / "_emotions.json").read_text()), "export")
     assert not problems and set(saved) == set(EMOTIONS)
     assert np.allclose(saved["joy"], templates.vector("joy"))
