@@ -66,8 +66,29 @@ def main() -> None:
         print(f"{name:44} {ms:8.1f} {seconds * 1e3 / ms:12.0f}")
     print(f"mouth(t) per frame: {frame_ms * 1e3:.0f} µs; "
           f"mouth_array of {len(frames)} frames at 60 FPS: {batch_ms:.1f} ms")
+    quality(speech, audio_track, table)
     if args.live:
         live_feed_while_speaking(speech)
+
+
+def quality(speech, audio_track, table: VisemeTable) -> None:
+    """How well the mouth follows the sound: Pearson r of the openness with the audio's loudness (every 10 ms),
+    and when the lips first shut against the start of each b/m/p eSpeak reports."""
+    times = np.arange(0, speech.duration, 0.01)
+    window = np.hanning(int(0.05 * speech.sample_rate))  # RMS in 50 ms: a measure of our own, not the product's
+    power = np.convolve(speech.audio.astype(np.float64) ** 2, window / window.sum(), mode="same")
+    loudness = np.sqrt(np.interp(times, np.arange(len(speech.audio)) / speech.sample_rate, power))
+    for name, track in (("eSpeak's track", speech.track), ("the track from the audio alone", audio_track)):
+        print(f"openness vs loudness, {name}: r = {np.corrcoef(track.openness(times), loudness)[0, 1]:.3f}")
+    offsets = []
+    for phoneme in speech.phonemes:
+        if any(part.shape == "closed" for part in table.parts(phoneme.phoneme)):
+            around = np.arange(phoneme.start - 0.04, phoneme.end, 0.001)  # -40: shut already (a pause, an m before)
+            shut = around[speech.track.openness(around) < 0.02]
+            offsets.append((shut[0] - phoneme.start) * 1e3 if len(shut) else np.nan)
+    offsets = np.array(offsets)
+    print(f"lips first shut vs the start of each of {len(offsets)} b/m/p (ms): min {np.nanmin(offsets):+.0f}, "
+          f"mean {np.nanmean(offsets):+.0f}, max {np.nanmax(offsets):+.0f}; never shut: {int(np.isnan(offsets).sum())}")
 
 
 def live_feed_while_speaking(speech) -> None:
