@@ -227,6 +227,21 @@ def test_speech_drives_the_mouth_and_keeps_the_emotion_elsewhere(templates, mama
     assert not animator.speaking(3.0) and animator.speaking(1.2)
 
 
+def test_blinking_and_sway_go_on_while_speaking(templates):
+    """Over 12 s of speech the eyes still blink and the head still sways, exactly as they would in silence."""
+    long = track_from_timeline([{"phoneme": p, "start": 0.1 * i, "end": 0.1 * (i + 1)}
+                                for i, p in enumerate("mama" * 30)], phonemize=False)
+    settings = AnimatorSettings(blink_interval_min=1.5, blink_interval_max=3.0, sway_amount=0.2)
+    speaking, silent = Animator(templates, settings, seed=4), Animator(templates, settings, seed=4)
+    speaking.speak(long, start=0.0)
+    times, poses = sample(speaking, fps=50, seconds=12)
+    _, quiet = sample(silent, fps=50, seconds=12)
+    assert speaking.speaking(6.0) and len(blink_starts(times, poses[:, EYE])) >= 4
+    assert np.ptp(poses[:, HEAD_X]) > 0.1
+    others = [i for i in range(P.NUM_PARAMETERS) if i not in SPEECH_MOUTH]
+    assert np.allclose(poses[:, others], quiet[:, others], atol=1e-6)  # only the mouth differs
+
+
 def test_talking_without_a_track_keeps_the_random_mouth(templates, mama):
     animator = Animator(templates, seed=1)
     animator.start_talking()
