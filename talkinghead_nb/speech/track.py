@@ -4,10 +4,11 @@ at any time.
 Rendering applies coarticulation as a pure function of time. Every keyframe has a weight that is 1 over its own
 span, rises over ``attack`` seconds before it (the mouth anticipates the next shape) and falls over ``release``
 seconds after it (the last shape lingers); the mouth is the weighted blend of the keyframes' shapes, and wherever the
-weights add up to less than 1 the rest is a closed mouth. A ramp never reaches past the middle of the keyframe (or the
-gap) beside it, so every keyframe, however short, reaches its own shape at least at its middle: a 60 ms "m" closes
-the mouth fully, and a change of shape never snaps. An envelope (loudness 0 to 1, sampled evenly and interpolated)
-then scales the opening: the mouth closes in a stop's silence and opens wider on a loud vowel.
+weights add up to less than 1 the rest is a closed mouth. A closure (b, m, p) is not blended: its weight shuts the
+lips over whatever the other shapes give, so they meet when it starts. A ramp never reaches past the middle of the
+keyframe (or the gap) beside it, so every keyframe, however short, reaches its own shape at least at its middle: a
+60 ms "m" closes the mouth fully, and a change of shape never snaps. An envelope (loudness 0 to 1, sampled evenly
+and interpolated) then scales the opening: the mouth closes in a stop's silence and opens wider on a loud vowel.
 """
 
 from __future__ import annotations

@@ -294,6 +294,7 @@ class PosePanel(PreviewPanel):
         finally:
             self._updating = False
         self.set_pose(pose)
+        self._base = name  # what reset and factory reset now act on
         self._say(f"saved {name} to {path}")
         return path
 
