@@ -5,12 +5,14 @@ foreground colour F. Background left by a loose mask shows in two ways: a *ring*
 (C = B), and *soft edges mixed* with it by their transparency (C = a F + (1 − a) B). Each pixel therefore implies a
 background colour, C or (C − a F) / (1 − a); a halo makes these agree on one B all around the silhouette, whatever
 F is, while a clean outline's colours scatter. B is the densest colour of those votes, weighted by how visible each
-deviation is; the pixels that fit it are the halo. Dark colours are not voted for: dark line art at the outline
-looks exactly like a black halo. Nor are the character's own colours at that place: those of the opaque pixels a few
-px deeper, and, for a soft pixel, those of the opaque pixels right next to it (a drawn rim light's anti-aliased
-edge). Soft pixels that merely continue, more transparent, a colour of the drawing next to them (a feathered edge)
-are not counted. A halo is reported from SHARE of the outline: clean cut-outs keep a faint fringe of their render's
-background along several per cent of it, which no one calls a halo.
+deviation is; the pixels that fit it are the halo: a soft pixel fits as mixed when, unmixed from B, it has the same
+own colour as a neighbour of another transparency unmixed the same way (one colour seen at two alphas). Dark
+colours are not voted for: dark line art at the outline looks exactly like a black halo. Nor are the character's
+own colours at that place: those of the opaque pixels a few px deeper, and, for a soft pixel, those of the opaque
+pixels right next to it (a drawn rim light's anti-aliased edge). Soft pixels that merely continue, more
+transparent, a colour of the drawing next to them (a feathered edge) are not counted. A halo is reported from SHARE
+of the outline: clean cut-outs keep a faint fringe of their render's background along several per cent of it,
+which no one calls a halo.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ VIVID = 0.5          # ... or this saturated (HSV) and bright: darker, duller co
 BINS = 32            # per channel, for the vote
 FIT = 0.08           # how close (0–1, per channel) a pixel's implied background must be to B
 VISIBLE = 0.1        # alpha × largest channel deviation from F (0–1) from which a halo pixel counts
-SHARE = 0.08         # halo pixels, as a share of the outline's length (at least PIXELS), that make a halo: clean
-                     # cut-outs already keep a faint fringe of their render's background along up to ~7 % of it
+SHARE = 0.09         # halo pixels, as a share of the outline's length (at least PIXELS), that make a halo: clean
+                     # cut-outs already keep a faint fringe of their render's background along up to ~8 % of it
 PIXELS = 25
 BAND = 2             # px: the opaque outer band that is examined too (a hard mask leaves background there)
 PALETTE = 6          # px: how far around a pixel the character's own colours are looked up
@@ -45,8 +47,7 @@ FOREIGN = 0.1        # how far (largest channel, 0–1) a halo colour is from al
 FAR = 2.0            # px outside the opaque silhouette from which a grey is no line art (a band that wide is halo)
 SEED = 2.0           # px from the opaque silhouette within which a halo starts
 BAND_PULL = 0.85     # how far from F toward B an opaque band pixel must be (rim light goes part of the way)
-RESIDUAL = 0.06      # how well (0–1) a mixed soft edge must fit
-WINDOW = 3           # px: the neighbourhood that shares one own colour in a mixed soft edge
+SAME_OWN = 0.1       # how close (largest channel, 0–1) two unmixed own colours must be to count as one
 HEAD_LINE = 0.4      # the top 40 % of the silhouette is "the hair"
 HEAD_SHARE = 0.6
 
@@ -222,36 +223,47 @@ def estimate_colour(rim: _Rim) -> np.ndarray | None:
     return np.median(votes[near], axis=0) if near.any() else peak
 
 
-def _box(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Sums of ``values`` (one row per examined pixel) over each pixel's WINDOW² neighbourhood of examined pixels."""
-    out = np.zeros((*mask.shape, *values.shape[1:]), np.float32)
-    out[mask] = values
-    summed = ndimage.uniform_filter(out, size=(WINDOW, WINDOW, *([1] * (values.ndim - 1))), mode="constant")
-    return summed[mask] * WINDOW * WINDOW
+def _unmixed(rim: _Rim, colour: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per examined pixel, for the background ``colour`` B: its own colour L if it were a soft edge mixed with B
+    (C = a L + (1 − a) B, so L = (C − (1 − a) B) / a); how far L is from the nearest own colour, unmixed the same
+    way, of a neighbour within EDGE px whose alpha differs by DENSER or more (a mixed edge shows one own colour at
+    several transparencies; a clean soft edge, unmixed, gives a different L at each); and the largest difference
+    between B and the colour of a denser neighbour that is not B (a ring behind dark line art shows against the
+    line, not against the fill the smoothed foreground leans to)."""
+    rows, columns = np.nonzero(rim.where)
+    height, width = rim.where.shape
+    own = (rim.colour - (1 - rim.alpha[:, None]) * colour) / np.maximum(rim.alpha[:, None], 1e-3)
+    gap = np.full(len(rows), np.inf, np.float32)
+    contrast = np.zeros(len(rows), np.float32)
+    for dy, dx in _NEAR:
+        near = rim.image[np.clip(rows + dy, 0, height - 1), np.clip(columns + dx, 0, width - 1)]
+        near_alpha = near[:, 3]
+        near_own = (near[:, :3] - (1 - near_alpha[:, None]) * colour) / np.maximum(near_alpha[:, None], 1e-3)
+        apart = (np.abs(near_alpha - rim.alpha) >= DENSER) & (near_alpha >= MIN_ALPHA)
+        gap = np.fmin(gap, np.where(apart, np.abs(own - near_own).max(axis=1), np.inf))
+        denser = (near_alpha >= rim.alpha + DENSER) & (np.abs(near[:, :3] - colour).max(axis=1) > FIT)
+        contrast = np.maximum(contrast, np.where(denser, np.abs(colour - near[:, :3]).max(axis=1), 0.0))
+    return own, gap, contrast
 
 
 def _fits(rim: _Rim, colour: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Which pixels the background ``colour`` B explains, how visible each is (alpha × the largest channel
     difference from what it should show, 0–1), and which are the background colour itself. A soft pixel is
-    explained as a *ring* (its colour is B; it should show F) or as a *mixed soft edge*: an own colour L mixed with B
-    by its transparency, C = a L + (1 − a) B, with L shared by its neighbours (fitted over a small window) and L
-    either F or a darker shade of it (line art). An opaque pixel of the outer band is explained when its colour
-    lies more than halfway from F to B. Nowhere is B a shade of F or one of the character's own colours there."""
-    a = rim.alpha[:, None]
+    explained as a *ring* (its colour is B; it should show F or the line next to it) or as a *mixed soft edge* (see
+    :func:`_unmixed`; it shows (1 − a) × its distance to B too much of B). An opaque pixel of the outer band is
+    explained when its colour lies most of the way from F to B. Nowhere is B a shade of F or one of the character's
+    own colours there."""
     as_ring = np.abs(rim.colour - colour).max(axis=1) <= FIT
-    own = _box(a * (rim.colour - (1 - a) * colour), rim.where) / np.maximum(_box(a * a, rim.where), 1e-6)
+    own, gap, contrast = _unmixed(rim, colour)
     inside = (own.min(axis=1) >= -FIT) & (own.max(axis=1) <= 1 + FIT)
-    own = np.clip(own, 0, 1)
-    plausible = (np.abs(own - rim.foreground).max(axis=1) <= 2 * FIT) | is_drawn(own, rim.foreground)
-    residual = np.abs(rim.colour - a * own - (1 - a) * colour).max(axis=1)
-    as_mixed = inside & plausible & (residual <= RESIDUAL) & (rim.alpha <= MIX_ALPHA)
+    as_mixed = inside & (gap <= SAME_OWN) & (rim.alpha <= MIX_ALPHA) & ~as_ring
     span = colour - rim.foreground
     pull = ((rim.colour - rim.foreground) * span).sum(axis=1) / np.maximum((span * span).sum(axis=1), 1e-6)
     off = np.abs(rim.colour - rim.foreground - pull[:, None] * span).max(axis=1)
     as_band = (pull >= BAND_PULL) & (off <= FIT)
     visible = np.where(rim.opaque, np.minimum(pull, 1.0) * np.abs(span).max(axis=1),
-                       np.where(as_ring, rim.alpha * np.abs(span).max(axis=1),
-                                rim.alpha * np.abs(rim.colour - own).max(axis=1)))
+                       np.where(as_ring, rim.alpha * np.maximum(np.abs(span).max(axis=1), contrast),
+                                (1 - rim.alpha) * np.abs(colour - rim.colour).max(axis=1)))
     drawn = is_drawn(colour[None], rim.foreground) & ~(rim.far & is_grey(colour[None]))
     explained = np.where(rim.opaque, as_band, as_ring | as_mixed) & ~drawn
     explained &= foreign(rim, np.broadcast_to(colour, rim.colour.shape), explained) >= FOREIGN
