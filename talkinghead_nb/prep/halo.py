@@ -27,21 +27,24 @@ from .pixels import colour_name
 
 REACH = 4.0          # px outside the opaque silhouette that are examined
 MIN_ALPHA = 0.04     # softer pixels are invisible
-MIX_ALPHA = 0.7     # above this alpha, unmixing (÷ (1 − a)) only amplifies noise
+MIX_ALPHA = 0.7      # above this alpha a soft pixel is no mixed edge: what it shows of B is small, and un-mixing
+                     # it for the vote (÷ (1 − a)) only amplifies noise
 NEUTRAL = 0.06       # chroma (distance from grey, 0–1) under which a colour counts as neutral
 SAME_HUE = 0.7       # cosine between two chromas from which they point the same way (≈ 45°)
 MIN_LUMA = 0.45      # a halo colour is at least this light (0–1) ...
 VIVID = 0.5          # ... or this saturated (HSV) and bright: darker, duller colours look like line art
 BINS = 32            # per channel, for the vote
 FIT = 0.08           # how close (0–1, per channel) a pixel's implied background must be to B
-VISIBLE = 0.1        # alpha × largest channel deviation from F (0–1) from which a halo pixel counts
+VISIBLE = 0.1        # alpha × largest channel deviation from what the pixel should show (0–1) from which a halo
+                     # pixel counts
 SHARE = 0.09         # halo pixels, as a share of the outline's length (at least PIXELS), that make a halo: clean
                      # cut-outs already keep a faint fringe of their render's background along up to ~8 % of it
 PIXELS = 25
 BAND = 2             # px: the opaque outer band that is examined too (a hard mask leaves background there)
 PALETTE = 6          # px: how far around a pixel the character's own colours are looked up
 EDGE = 2             # px: a soft pixel the colour of an opaque pixel this near is the drawing's own soft edge
-DENSER = 0.15        # a feathered soft edge continues the colour of a pixel at least this much more opaque ...
+DENSER = 0.15        # alphas this far apart are another transparency: a feathered soft edge continues the colour
+                     # of a pixel at least this much more opaque ...
 FEATHER_STEPS = 2    # ... possibly through this many such steps outward
 FOREIGN = 0.1        # how far (largest channel, 0–1) a halo colour is from all of them
 FAR = 2.0            # px outside the opaque silhouette from which a grey is no line art (a band that wide is halo)
@@ -58,7 +61,7 @@ class Halo:
     to one); ``share``: halo pixels per outline pixel; ``width``: halo pixels per outline pixel they touch (≈ px);
     ``ring_share``: the share of halo pixels that are the background colour itself (the rest: soft edges mixed
     with it); ``where``: "along the hair", "along the body" or "all around". ``mask``: the halo pixels; ``error``:
-    every examined pixel's visible deviation (alpha × largest channel difference from the foreground, 0–1; NaN
+    every examined pixel's visible deviation (alpha × largest channel difference from what it should show, 0–1; NaN
     elsewhere), for heat maps. ``found``: the verdict."""
 
     found: bool
@@ -223,11 +226,12 @@ def estimate_colour(rim: _Rim) -> np.ndarray | None:
     return np.median(votes[near], axis=0) if near.any() else peak
 
 
-def _unmixed(rim: _Rim, colour: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _neighbours(rim: _Rim, colour: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per examined pixel, for the background ``colour`` B: its own colour L if it were a soft edge mixed with B
     (C = a L + (1 − a) B, so L = (C − (1 − a) B) / a); how far L is from the nearest own colour, unmixed the same
-    way, of a neighbour within EDGE px whose alpha differs by DENSER or more (a mixed edge shows one own colour at
-    several transparencies; a clean soft edge, unmixed, gives a different L at each); and the largest difference
+    way, of a neighbour within EDGE px whose alpha differs by DENSER or more and whose colour differs as mixing
+    predicts (a mixed edge shows one own colour at several transparencies; a clean soft edge, unmixed, gives a
+    different L at each; 8-bit rounding, divided by a, is allowed for); and the largest difference
     between B and the colour of a denser neighbour that is not B (a ring behind dark line art shows against the
     line, not against the fill the smoothed foreground leans to)."""
     rows, columns = np.nonzero(rim.where)
@@ -240,7 +244,11 @@ def _unmixed(rim: _Rim, colour: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
         near_alpha = near[:, 3]
         near_own = (near[:, :3] - (1 - near_alpha[:, None]) * colour) / np.maximum(near_alpha[:, None], 1e-3)
         apart = (np.abs(near_alpha - rim.alpha) >= DENSER) & (near_alpha >= MIN_ALPHA)
-        gap = np.fmin(gap, np.where(apart, np.abs(own - near_own).max(axis=1), np.inf))
+        # Mixing changes the colour with the alpha, by |a − a'| × |L − B|: a pair of one colour is no mixed edge.
+        predicted = np.abs(near_alpha - rim.alpha) * np.abs(np.clip(own, 0, 1) - colour).max(axis=1)
+        apart &= np.abs(near[:, :3] - rim.colour).max(axis=1) >= predicted / 2
+        rounding = 1 / (255 * np.maximum(np.minimum(rim.alpha, near_alpha), MIN_ALPHA))  # 8 bits, ÷ a
+        gap = np.fmin(gap, np.where(apart, np.abs(own - near_own).max(axis=1) - rounding, np.inf))
         denser = (near_alpha >= rim.alpha + DENSER) & (np.abs(near[:, :3] - colour).max(axis=1) > FIT)
         contrast = np.maximum(contrast, np.where(denser, np.abs(colour - near[:, :3]).max(axis=1), 0.0))
     return own, gap, contrast
@@ -250,11 +258,11 @@ def _fits(rim: _Rim, colour: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     """Which pixels the background ``colour`` B explains, how visible each is (alpha × the largest channel
     difference from what it should show, 0–1), and which are the background colour itself. A soft pixel is
     explained as a *ring* (its colour is B; it should show F or the line next to it) or as a *mixed soft edge* (see
-    :func:`_unmixed`; it shows (1 − a) × its distance to B too much of B). An opaque pixel of the outer band is
+    :func:`_neighbours`; its visible deviation a·|C − L| equals (1 − a)·|C − B|). An opaque pixel of the outer band is
     explained when its colour lies most of the way from F to B. Nowhere is B a shade of F or one of the character's
     own colours there."""
     as_ring = np.abs(rim.colour - colour).max(axis=1) <= FIT
-    own, gap, contrast = _unmixed(rim, colour)
+    own, gap, contrast = _neighbours(rim, colour)
     inside = (own.min(axis=1) >= -FIT) & (own.max(axis=1) <= 1 + FIT)
     as_mixed = inside & (gap <= SAME_OWN) & (rim.alpha <= MIX_ALPHA) & ~as_ring
     span = colour - rim.foreground
