@@ -10,7 +10,8 @@ from talkinghead_nb.prep.corpus import CALIBRATION, CHARACTERS, cases, example_r
 from talkinghead_nb.prep.halo import find_halo
 from talkinghead_nb.prep.pixels import colour_name
 
-RINGS = {"white": (255, 255, 255), "green screen": (0, 177, 64), "mid grey": (128, 128, 128)}
+RINGS = {"white": (255, 255, 255), "green screen": (0, 177, 64), "mid grey": (128, 128, 128), "black": (0, 0, 0),
+         "navy": (20, 30, 80)}  # dark ones count beyond the line art
 STRIDE = 13  # every 13th case of the calibration corpus: each character, injection and clean variant comes up
 
 

@@ -7,12 +7,12 @@ background colour, C or (C − a F) / (1 − a); a halo makes these agree on one
 F is, while a clean outline's colours scatter. B is the densest colour of those votes, weighted by how visible each
 deviation is; the pixels that fit it are the halo: a soft pixel fits as mixed when, unmixed from B, it has the same
 own colour as a neighbour of another transparency unmixed the same way (one colour seen at two alphas). Dark
-colours are not voted for: dark line art at the outline looks exactly like a black halo. Nor are the character's
-own colours at that place: those of the opaque pixels a few px deeper, and, for a soft pixel, those of the opaque
-pixels right next to it (a drawn rim light's anti-aliased edge). Soft pixels that merely continue, more
-transparent, a colour of the drawing next to them (a feathered edge) are not counted. A halo is reported from SHARE
-of the outline: clean cut-outs keep a faint fringe of their render's background along several per cent of it,
-which no one calls a halo.
+colours count only FAR px or more outside the opaque silhouette: nearer, dark line art at the outline looks exactly
+like a black halo. Nor are the character's own colours at that place: those of the opaque pixels a few px deeper,
+and, for a soft pixel, those of the opaque pixels right next to it (a drawn rim light's anti-aliased edge). Soft
+pixels that merely continue, more transparent, a colour of the drawing next to them (a feathered edge) are not
+counted. A halo is reported from SHARE of the outline: clean cut-outs keep a faint fringe of their render's
+background along several per cent of it, which no one calls a halo.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ DENSER = 0.15        # alphas this far apart are another transparency: a feather
                      # of a pixel at least this much more opaque ...
 FEATHER_STEPS = 2    # ... possibly through this many such steps outward
 FOREIGN = 0.1        # how far (largest channel, 0–1) a halo colour is from all of them
-FAR = 2.0            # px outside the opaque silhouette from which a grey is no line art (a band that wide is halo)
+FAR = 2.0            # px outside the opaque silhouette from which a grey or dark colour is no line art (a band
+                     # that wide is halo)
 SEED = 2.0           # px from the opaque silhouette within which a halo starts
 BAND_PULL = 0.85     # how far from F toward B an opaque band pixel must be (rim light goes part of the way)
 SAME_OWN = 0.1       # how close (largest channel, 0–1) two unmixed own colours must be to count as one
@@ -198,7 +199,8 @@ def is_halo_colour(colour: np.ndarray) -> np.ndarray:
 def _votes(rim: _Rim) -> tuple[np.ndarray, np.ndarray]:
     """Each pixel's implied background colours, as a ring (C) and, for soft pixels, as a soft edge of colour F
     mixed with it ((C − a F) / (1 − a)), with a weight: how far the pixel is from F (faint soft pixels count too: at
-    low alpha a mixed edge is nearly the background colour itself). Colours that a halo cannot have are left out."""
+    low alpha a mixed edge is nearly the background colour itself). Colours that a halo cannot have there are left
+    out: dark ones, except FAR px or more outside the opaque silhouette, beyond any line art."""
     a = rim.alpha[:, None]
     unmixed = (rim.colour - a * rim.foreground) / np.maximum(1 - a, 1e-3)
     mixable = ~rim.opaque & (rim.alpha <= MIX_ALPHA) & (unmixed.min(axis=1) >= -FIT) & (unmixed.max(axis=1) <= 1 + FIT)
@@ -206,7 +208,8 @@ def _votes(rim: _Rim) -> tuple[np.ndarray, np.ndarray]:
     weight = np.sqrt(rim.alpha) * np.abs(rim.colour - rim.foreground).max(axis=1)
     votes, weights = [], []
     for implied, usable in ((rim.colour, weight > 0), (unmixed, mixable)):
-        keep = usable & is_halo_colour(implied) & ((rim.far & is_grey(implied)) | ~is_drawn(implied, rim.foreground))
+        beyond_line_art = rim.far & (is_grey(implied) | ~is_halo_colour(implied))
+        keep = usable & (is_halo_colour(implied) | rim.far) & (beyond_line_art | ~is_drawn(implied, rim.foreground))
         keep &= foreign(rim, implied, keep) >= FOREIGN
         votes.append(implied[keep])
         weights.append(weight[keep])
@@ -275,6 +278,8 @@ def _fits(rim: _Rim, colour: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     drawn = is_drawn(colour[None], rim.foreground) & ~(rim.far & is_grey(colour[None]))
     explained = np.where(rim.opaque, as_band, as_ring | as_mixed) & ~drawn
     explained &= foreign(rim, np.broadcast_to(colour, rim.colour.shape), explained) >= FOREIGN
+    if not is_halo_colour(colour[None])[0]:
+        explained &= rim.far  # a dark colour nearer the silhouette is line art as often as halo
     return explained, np.where(explained, visible, 0.0), as_ring | rim.opaque
 
 
