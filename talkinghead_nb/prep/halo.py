@@ -208,8 +208,9 @@ def _votes(rim: _Rim) -> tuple[np.ndarray, np.ndarray]:
     weight = np.sqrt(rim.alpha) * np.abs(rim.colour - rim.foreground).max(axis=1)
     votes, weights = [], []
     for implied, usable in ((rim.colour, weight > 0), (unmixed, mixable)):
-        beyond_line_art = rim.far & (is_grey(implied) | ~is_halo_colour(implied))
-        keep = usable & (is_halo_colour(implied) | rim.far) & (beyond_line_art | ~is_drawn(implied, rim.foreground))
+        halo_colour = is_halo_colour(implied)
+        beyond_line_art = rim.far & (is_grey(implied) | ~halo_colour)
+        keep = usable & (halo_colour | rim.far) & (beyond_line_art | ~is_drawn(implied, rim.foreground))
         keep &= foreign(rim, implied, keep) >= FOREIGN
         votes.append(implied[keep])
         weights.append(weight[keep])
@@ -234,9 +235,9 @@ def _neighbours(rim: _Rim, colour: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     (C = a L + (1 − a) B, so L = (C − (1 − a) B) / a); how far L is from the nearest own colour, unmixed the same
     way, of a neighbour within EDGE px whose alpha differs by DENSER or more and whose colour differs as mixing
     predicts (a mixed edge shows one own colour at several transparencies; a clean soft edge, unmixed, gives a
-    different L at each; 8-bit rounding, divided by a, is allowed for); and the largest difference
-    between B and the colour of a denser neighbour that is not B (a ring behind dark line art shows against the
-    line, not against the fill the smoothed foreground leans to)."""
+    different L at each; 8-bit rounding, divided by a, is allowed for); and the largest difference between B and
+    the colour of a denser neighbour that is not B (a ring behind dark line art shows against the line, not against
+    the fill the smoothed foreground leans to)."""
     rows, columns = np.nonzero(rim.where)
     height, width = rim.where.shape
     own = (rim.colour - (1 - rim.alpha[:, None]) * colour) / np.maximum(rim.alpha[:, None], 1e-3)
