@@ -135,14 +135,19 @@ class ResizeUNet(_ResizeEncoder):
             for size in self.decoder_sizes())
         self.double_resolution = nn.Upsample(scale_factor=2, mode="nearest")
 
-    def forward(self, x: Tensor) -> Tensor:
+    def encode(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """The bottleneck's output, and the skip connections in the order the decoder takes them."""
         skips = []
         for block in self.downsample_blocks:
             x = block(x)
             skips.append(x)
         for block in self.bottleneck_blocks:
             x = block(x)
-        for block, skip in zip(self.upsample_blocks, reversed(skips[:-1]), strict=True):
+        return x, skips[-2::-1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        x, skips = self.encode(x)
+        for block, skip in zip(self.upsample_blocks, skips, strict=True):
             x = block(_cat(self.double_resolution(x), skip))
         return x
 

@@ -2,9 +2,10 @@
 
 On this project's 2-core Xeon, OpenVINO's convolutions beat PyTorch's by about 2× in float32, and with
 ``openvino-bf16`` (AMX/AVX-512 bf16 units where the CPU has them) by about 5× on the editor; both are approximate
-(float32: max |Δ| ≈ 1e-3, PSNR ≈ 99 dB; bf16: PSNR ≈ 57 dB; README, "Speed"). The networks are converted from our
-torch modules with static batch-1 shapes (larger batches run pose by pose); the converted models are cached on disk
-by a hash of the weights, so only the first start pays the ~15 s conversion.
+(float32: max |Δ| ≈ 1e-3, PSNR ≈ 99 dB; bf16: PSNR ≈ 50–60 dB; README, "Speed"). The networks are converted from
+our torch modules, in the equivalent forms of :mod:`.export_forms`, with static batch-1 shapes (larger batches run
+pose by pose); the converted models are cached on disk by a hash of the weights and the form, so only the first
+start pays the ~15 s conversion.
 """
 
 from __future__ import annotations
@@ -20,14 +21,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-# bf16 pays only on the two big networks: measured here (ms, f32 → bf16) combiner 44 → 93 and face morpher
-# 85 → 157 got slower, rotator 162 → 37 and editor 512 → 133 faster. So "openvino-bf16" keeps the small ones in f32.
-PRECISIONS = {
-    "openvino": dict.fromkeys(("eyebrow_morphing_combiner", "face_morpher", "two_algo_face_body_rotator", "editor"),
-                              "f32"),
-    "openvino-bf16": {"eyebrow_morphing_combiner": "f32", "face_morpher": "f32", "two_algo_face_body_rotator": "bf16",
-                      "editor": "bf16"},
-}
+from .export_forms import export_form
+
+# Bump when the converted graph changes for the same weights, so that cached conversions of an older form are not
+# reused. 2: static shapes and the forms of ``export_forms`` (which depend on the precision).
+EXPORT_FORMAT = 2
 
 # One example input per per-frame network: (channels, size) of each image input, then the pose width.
 EXAMPLE_SHAPES: dict[str, tuple[tuple[int, ...], ...]] = {
@@ -36,6 +34,8 @@ EXAMPLE_SHAPES: dict[str, tuple[tuple[int, ...], ...]] = {
     "two_algo_face_body_rotator": ((1, 4, 256, 256), (1, 6)),
     "editor": ((1, 4, 512, 512), (1, 4, 512, 512), (1, 2, 512, 512), (1, 6)),
 }
+# bf16 pays on every network once the small ones' transposed convolutions are rewritten (``export_forms``).
+PRECISIONS = {"openvino": dict.fromkeys(EXAMPLE_SHAPES, "f32"), "openvino-bf16": dict.fromkeys(EXAMPLE_SHAPES, "bf16")}
 
 
 class _TupleOutputs(nn.Module):
@@ -67,9 +67,10 @@ class OpenVinoNetwork(nn.Module):
         ov = import_openvino(backend)
         generator = torch.Generator().manual_seed(0)
         example = tuple(torch.rand(shape, generator=generator) for shape in EXAMPLE_SHAPES[name])
+        precision = PRECISIONS[backend][name]
         with torch.no_grad():
             self.names = list(network(*example))
-            folder = cache_dir() / f"{name}-{_fingerprint(network, ov.__version__)}"
+            folder = cache_dir() / f"{name}-{_fingerprint(network, f'{ov.__version__} {EXPORT_FORMAT} {precision}')}"
             self.model_file = folder / "model.xml"  # the converted model (profilers read it)
             if (folder / "model.xml").is_file():
                 model = ov.Core().read_model(folder / "model.xml")
@@ -77,9 +78,11 @@ class OpenVinoNetwork(nn.Module):
                 with warnings.catch_warnings():  # the converter traces with torch.jit and says so at length
                     warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
                     warnings.simplefilter("ignore", category=DeprecationWarning)
-                    model = ov.convert_model(_TupleOutputs(network, self.names), example_input=example)
+                    model = ov.convert_model(_TupleOutputs(export_form(network, precision), self.names),
+                                             example_input=example,
+                                             input=[list(shape) for shape in EXAMPLE_SHAPES[name]])
                 _save(ov, model, folder)
-        compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": PRECISIONS[backend][name],
+        compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": precision,
                                                           "PERFORMANCE_HINT": "LATENCY"})
         self._request = compiled.create_infer_request()
 

@@ -1,0 +1,132 @@
+"""Equivalent forms of our networks for a graph compiler (OpenVINO): the same function, other operations.
+
+The torch path never uses these forms: they change the order of floating-point sums, and torch must stay bit-exact
+with the reference. A compiler's own kernels round differently anyway, so for it the order does not matter, but the
+choice of operation does. Measured with OpenVINO 2026.4 on this project's 4th-generation Xeon (README, "Speed"):
+
+- A depthwise transposed convolution (the decoders of the face morpher and the eyebrow networks) runs in bf16 on a
+  generic kernel, 15–50 ms for one layer where the f32 kernel takes 1–2 ms, which made bf16 slower than f32 on
+  those networks. Written as four depthwise 3×3 convolutions, one per output phase, interleaved, it runs on the
+  fast depthwise kernel: the face morpher in bf16 takes 26–45 ms instead of 92–134. In f32 that form is slower
+  than the transposed kernel (face morpher 81 against 55 ms), so it is used for bf16 only.
+- The editor's U-Net concatenates each upsampled feature map with its skip connection (a reference-speed
+  ``Concat`` of up to 96 channels at 512×512 in bf16). The convolution after it is linear in its input channels,
+  so it is computed as one convolution per input, summed, and the concatenation disappears.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+from .networks import ResizeUNet
+
+# ConvTranspose2d(kernel 4, stride 2, padding 1), one dimension: output 2m + r takes input m + d with the kernel
+# tap below; as a correlation over input offsets d ∈ {-1, 0, +1} (position d + 1 in a 3-tap kernel).
+_PHASE_TAPS = ({0: 3, 1: 1}, {1: 2, 2: 0})  # phase r → {position in the 3-tap kernel: transposed kernel tap}
+
+
+def export_form(network: nn.Module, precision: str) -> nn.Module:
+    """A copy of ``network`` in the forms above for an OpenVINO ``precision`` (``f32`` or ``bf16``), the same function
+    to float rounding; ``network`` is untouched."""
+    network = copy.deepcopy(network)
+    if precision == "bf16":
+        _replace(network, _is_depthwise_upsampling, PhaseConvTranspose)
+    _replace(network, lambda m: isinstance(m, ResizeUNet), ConcatFreeUNet)
+    return network
+
+
+def _replace(module: nn.Module, wanted, make) -> None:
+    for name, child in module.named_children():
+        if wanted(child):
+            setattr(module, name, make(child))
+        else:
+            _replace(child, wanted, make)
+
+
+def _is_depthwise_upsampling(m: nn.Module) -> bool:
+    return (isinstance(m, nn.ConvTranspose2d) and m.groups == m.in_channels == m.out_channels
+            and m.kernel_size == (4, 4) and m.stride == (2, 2) and m.padding == (1, 1)
+            and m.output_padding == (0, 0) and m.dilation == (1, 1) and m.bias is None)
+
+
+def _depthwise(weight: Tensor, padding: int) -> nn.Conv2d:
+    conv = nn.Conv2d(weight.shape[0], weight.shape[0], weight.shape[-1], padding=padding, groups=weight.shape[0],
+                     bias=False)
+    conv.weight = nn.Parameter(weight.clone(), requires_grad=False)
+    return conv
+
+
+class PhaseConvTranspose(nn.Module):
+    """A depthwise ``ConvTranspose2d(4, stride=2, padding=1)`` as four depthwise 3×3 convolutions, one for each
+    phase (row parity, column parity) of the output, interleaved into the doubled resolution."""
+
+    def __init__(self, transposed: nn.ConvTranspose2d):
+        super().__init__()
+        w = transposed.weight.detach()  # (C, 1, 4, 4)
+        phases = []
+        for row_taps in _PHASE_TAPS:
+            for column_taps in _PHASE_TAPS:
+                kernel = w.new_zeros(w.shape[0], 1, 3, 3)
+                for py, ky in row_taps.items():
+                    for px, kx in column_taps.items():
+                        kernel[:, :, py, px] = w[:, :, ky, kx]
+                phases.append(_depthwise(kernel, padding=1))
+        self.phases = nn.ModuleList(phases)
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.shape
+        y = torch.stack([phase(x) for phase in self.phases], dim=2)  # (n, c, row parity × column parity, h, w)
+        return y.reshape(n, c, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3).reshape(n, c, 2 * h, 2 * w)
+
+
+class SplitInputBlock(nn.Module):
+    """``block(cat(a, b))`` without the concatenation, for a block that starts with a convolution: a full
+    convolution is split by input channels and the two results summed; a depthwise one is per channel, so it splits
+    into two, and the pointwise convolution after it is split and summed."""
+
+    def __init__(self, block: nn.Sequential, first_channels: int):
+        super().__init__()
+        layers = list(block)
+        first = layers[0]
+        depthwise = first.groups == first.in_channels > 1
+        pointwise = layers[1] if depthwise else first
+        k = first_channels
+        weight = first.weight.detach()
+        self.depthwise = nn.ModuleList(
+            [_depthwise(weight[:k], first.padding[0]), _depthwise(weight[k:], first.padding[0])] if depthwise else [])
+        if pointwise.bias is not None:
+            raise ValueError("SplitInputBlock handles blocks without a bias (all of THA3's)")
+        self.parts = nn.ModuleList(_conv_part(pointwise, part) for part in (slice(0, k), slice(k, None)))
+        self.rest = nn.Sequential(*layers[2 if depthwise else 1:])
+
+    def forward(self, a: Tensor, b: Tensor) -> Tensor:
+        if len(self.depthwise):
+            a, b = self.depthwise[0](a), self.depthwise[1](b)
+        return self.rest(self.parts[0](a) + self.parts[1](b))
+
+
+def _conv_part(conv: nn.Conv2d, channels: slice) -> nn.Conv2d:
+    """``conv`` (groups=1, no bias) restricted to some of its input channels."""
+    weight = conv.weight.detach()[:, channels]
+    part = nn.Conv2d(weight.shape[1], weight.shape[0], conv.kernel_size, conv.stride, conv.padding, bias=False)
+    part.weight = nn.Parameter(weight.clone(), requires_grad=False)
+    return part
+
+
+class ConcatFreeUNet(nn.Module):
+    """:class:`ResizeUNet` whose decoder blocks take the upsampled features and the skip as two inputs."""
+
+    def __init__(self, unet: ResizeUNet):
+        super().__init__()
+        self.unet = unet
+        self.decoder = nn.ModuleList(SplitInputBlock(block, unet.ch(size))
+                                     for block, size in zip(unet.upsample_blocks, unet.decoder_sizes(), strict=True))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x, skips = self.unet.encode(x)
+        for block, skip in zip(self.decoder, skips, strict=True):
+            x = block(self.unet.double_resolution(x), skip)
+        return x
