@@ -7,7 +7,13 @@ import torch
 from torch import nn
 
 from talkinghead_nb.engine.blocks import conv_block, relu
-from talkinghead_nb.engine.export_forms import ConcatFreeUNet, PhaseConvTranspose, SplitInputBlock, export_form
+from talkinghead_nb.engine.export_forms import (
+    ConcatFreeUNet,
+    HeadView,
+    PhaseConvTranspose,
+    SplitInputBlock,
+    export_form,
+)
 from talkinghead_nb.engine.networks import Editor, EyebrowMorphingCombiner, FaceBodyRotator, FaceMorpher
 from talkinghead_nb.engine.openvino_backend import EXAMPLE_SHAPES
 
@@ -72,5 +78,6 @@ def test_the_forms_are_the_ones_described():
     assert transposed(export_form(combiner, "f32"))  # in f32 the transposed kernel is the faster one
     assert any(isinstance(m, PhaseConvTranspose) for m in export_form(combiner, "bf16").modules())
     assert isinstance(export_form(editor, "f32").body, ConcatFreeUNet)
+    assert sum(isinstance(m, HeadView) for m in export_form(editor, "f32").children()) == 3  # colour, alpha, grid
     standard = FaceMorpher(separable=False)
     assert len(transposed(export_form(standard, "bf16"))) == len(transposed(standard)) > 0  # full ones stay as they are

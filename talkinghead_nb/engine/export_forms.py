@@ -12,6 +12,9 @@ choice of operation does. Measured with OpenVINO 2026.4 on this project's 4th-ge
 - The editor's U-Net concatenates each upsampled feature map with its skip connection (a reference-speed
   ``Concat`` of up to 96 channels at 512×512 in bf16). The convolution after it is linear in its input channels,
   so it is computed as one convolution per input, summed, and the concatenation disappears.
+- Each network ends in two to five 3×3 heads of 1–4 channels each (alpha, colour, grid offsets), all reading the
+  same features: one convolution of their channels together reads those features once (editor −8 %, face morpher
+  −5 to −10 % in bf16).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ def export_form(network: nn.Module, precision: str) -> nn.Module:
     if precision == "bf16":
         _replace(network, _is_depthwise_upsampling, PhaseConvTranspose)
     _replace(network, lambda m: isinstance(m, ResizeUNet), ConcatFreeUNet)
+    _share_heads(network)
     return network
 
 
@@ -130,3 +134,57 @@ class ConcatFreeUNet(nn.Module):
         for block, skip in zip(self.decoder, skips, strict=True):
             x = block(self.unet.double_resolution(x), skip)
         return x
+
+
+def _head_conv(module: nn.Module) -> nn.Conv2d | None:
+    """The convolution of a head (a small 3×3 convolution, alone or followed by its activation), else None."""
+    conv = module[0] if isinstance(module, nn.Sequential) and len(module) == 2 else module
+    if (isinstance(conv, nn.Conv2d) and conv.kernel_size == (3, 3) and conv.padding == (1, 1)
+            and conv.stride == (1, 1) and conv.groups == 1 and conv.out_channels <= 4):
+        return conv
+    return None
+
+
+def _share_heads(network: nn.Module) -> None:
+    heads = {name: child for name, child in network.named_children() if _head_conv(child) is not None}
+    if len(heads) < 2:
+        return
+    shared = SharedHeadConvolution([_head_conv(head) for head in heads.values()])
+    start = 0
+    for name, head in heads.items():
+        stop = start + _head_conv(head).out_channels
+        setattr(network, name, HeadView(shared, start, stop, head[1] if isinstance(head, nn.Sequential) else None))
+        start = stop
+
+
+class SharedHeadConvolution(nn.Module):
+    """The heads' convolutions as one (a head without a bias gets zeros). It remembers its last input and output, so
+    that every head called on the same features shares one computation: fine for tracing a forward pass, which is
+    all an export form is for."""
+
+    def __init__(self, convs: list[nn.Conv2d]):
+        super().__init__()
+        weight = torch.cat([conv.weight.detach() for conv in convs])
+        bias = torch.cat([conv.bias.detach() if conv.bias is not None else weight.new_zeros(conv.out_channels)
+                          for conv in convs])
+        self.conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1)
+        self.conv.weight = nn.Parameter(weight, requires_grad=False)
+        self.conv.bias = nn.Parameter(bias, requires_grad=False)
+        self._last: tuple[Tensor, Tensor] | None = None
+
+    def forward(self, features: Tensor) -> Tensor:
+        if self._last is None or self._last[0] is not features:
+            self._last = (features, self.conv(features))
+        return self._last[1]
+
+
+class HeadView(nn.Module):
+    """One head: its channels of the shared convolution, then its activation."""
+
+    def __init__(self, shared: SharedHeadConvolution, start: int, stop: int, activation: nn.Module | None):
+        super().__init__()
+        self.shared, self.start, self.stop, self.activation = shared, start, stop, activation
+
+    def forward(self, features: Tensor) -> Tensor:
+        out = self.shared(features)[:, self.start:self.stop]
+        return out if self.activation is None else self.activation(out)

@@ -24,8 +24,8 @@ from torch import Tensor, nn
 from .export_forms import export_form
 
 # Bump when the converted graph changes for the same weights, so that cached conversions of an older form are not
-# reused. 2: static shapes and the forms of ``export_forms`` (which depend on the precision).
-EXPORT_FORMAT = 2
+# reused. 3: static shapes and the forms of ``export_forms`` (which depend on the precision).
+EXPORT_FORMAT = 3
 
 # One example input per per-frame network: (channels, size) of each image input, then the pose width.
 EXAMPLE_SHAPES: dict[str, tuple[tuple[int, ...], ...]] = {
