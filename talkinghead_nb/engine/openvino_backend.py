@@ -67,13 +67,16 @@ class OpenVinoNetwork(nn.Module):
         ov = import_openvino(backend)
         generator = torch.Generator().manual_seed(0)
         example = tuple(torch.rand(shape, generator=generator) for shape in EXAMPLE_SHAPES[name])
+        core = ov.Core()
         precision = PRECISIONS[backend][name]
+        if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            precision = "f32"  # what OpenVINO would run anyway on this CPU; the f32 form is the faster one there
         with torch.no_grad():
             self.names = list(network(*example))
             folder = cache_dir() / f"{name}-{_fingerprint(network, f'{ov.__version__} {EXPORT_FORMAT} {precision}')}"
             self.model_file = folder / "model.xml"  # the converted model (profilers read it)
             if (folder / "model.xml").is_file():
-                model = ov.Core().read_model(folder / "model.xml")
+                model = core.read_model(folder / "model.xml")
             else:
                 with warnings.catch_warnings():  # the converter traces with torch.jit and says so at length
                     warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
@@ -82,8 +85,8 @@ class OpenVinoNetwork(nn.Module):
                                              example_input=example,
                                              input=[list(shape) for shape in EXAMPLE_SHAPES[name]])
                 _save(ov, model, folder)
-        compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": precision,
-                                                          "PERFORMANCE_HINT": "LATENCY"})
+        compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": precision,
+                                                     "PERFORMANCE_HINT": "LATENCY"})
         self._request = compiled.create_infer_request()
 
     def forward(self, *inputs: Tensor) -> dict[str, Tensor]:

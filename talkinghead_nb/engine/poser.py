@@ -132,7 +132,7 @@ class Poser:
       first frame takes 10–90 s (seconds once the compiler cache on disk is warm). Falls back to eager on failure.
 
     ``backend`` (CPU only): ``torch`` (default), ``openvino`` (float32 but other kernels: max |Δ| up to ~1e-2,
-    PSNR ≈ 99 dB) or ``openvino-bf16`` (bf16 in the rotator and editor, where the CPU has bf16 units: PSNR ≈ 59 dB);
+    PSNR ≈ 99 dB) or ``openvino-bf16`` (bf16 in all four networks, for CPUs with bf16 units: PSNR ≈ 50–60 dB);
     both approximate, both need the ``openvino`` package.
 
     Options that cannot work together raise ``ValueError`` (an unknown variant ``WeightsError``) before any weights are
