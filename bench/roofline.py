@@ -106,9 +106,8 @@ def time_by_operation(backend: str, name: str) -> dict[str, float]:
         import numpy as np
         import openvino as ov
 
-        from talkinghead_nb.engine.openvino_backend import PRECISIONS
         model = ov.Core().read_model(network.model_file)
-        compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": PRECISIONS[backend][name],
+        compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": network.precision,
                                                           "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": "YES"})
         request = compiled.create_infer_request()
         arrays = [np.ascontiguousarray(x.numpy()) for x in inputs]

@@ -133,7 +133,8 @@ def test_openvino_backends_stay_close_to_torch_and_cache_their_conversion(poser,
     got = torch.cat([bf16.render_tensor(character, f) for f in frames])
     assert _psnr(got, expected) >= 45
     converted = sorted((tmp_path / "openvino").glob("*/model.xml"))
-    assert len(converted) == 8
+    has_bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    assert len(converted) == (8 if has_bf16 else 4)  # without bf16 units the f32 conversions serve
     Poser("separable_float", "cpu", backend="openvino-bf16")  # reads the cached conversions
     assert sorted((tmp_path / "openvino").glob("*/model.xml")) == converted
     assert not any(ov.Core().read_model(path).is_dynamic() for path in converted)  # static shapes

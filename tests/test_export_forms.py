@@ -48,9 +48,18 @@ def test_phase_form_equals_the_depthwise_transposed_convolution(size):
 def test_split_input_block_equals_the_block_on_the_concatenation(separable):
     block = _random(conv_block(5 + 3, 4, 3, relu, separable=separable), seed=2)
     a, b = _inputs((1, 5, 9, 9), (1, 3, 9, 9))
+    split = SplitInputBlock(block, 5)
     with torch.no_grad():
-        expected, got = block(torch.cat([a, b], dim=1)), SplitInputBlock(block, 5)(a, b)
-    assert (got - expected).abs().max().item() <= 1e-5
+        assert (split(a, b) - block(torch.cat([a, b], dim=1))).abs().max().item() <= 1e-5
+        # Before the norm too, which would hide a wrong scale or offset per channel.
+        split.rest = nn.Identity()
+        convolutions = block[:2] if separable else block[:1]
+        assert (split(a, b) - convolutions(torch.cat([a, b], dim=1))).abs().max().item() <= 1e-5
+
+
+def test_split_input_block_refuses_a_block_it_cannot_split():
+    with pytest.raises(ValueError, match="cannot split"):
+        SplitInputBlock(nn.Sequential(nn.Conv2d(8, 4, 3, padding=1, bias=True), nn.ReLU()), 5)
 
 
 @pytest.mark.parametrize("precision", ["f32", "bf16"])
@@ -60,13 +69,14 @@ def test_each_export_form_computes_what_the_network_computes(name, separable, pr
     network = _random(NETWORKS[name](separable=separable), seed=3)
     before = {k: v.clone() for k, v in network.state_dict().items()}
     form = export_form(network, precision)
-    inputs = _inputs(*EXAMPLE_SHAPES[name])
-    with torch.no_grad():
-        expected, got = network(*inputs), form(*inputs)
-    for output, tensor in expected.items():
-        # Summed in another order; a warp turns a 1e-7 change of its offsets into up to ~1e-4 in its image.
-        tolerance = 1e-5 if "grid" in output else 1e-3
-        assert (got[output] - tensor).abs().max().item() <= tolerance, output
+    for seed in (1, 2):  # twice: the shared heads remember their last input, and must not answer with it
+        inputs = _inputs(*EXAMPLE_SHAPES[name], seed=seed)
+        with torch.no_grad():
+            expected, got = network(*inputs), form(*inputs)
+        for output, tensor in expected.items():
+            # Summed in another order; a warp turns a 1e-7 change of its offsets into up to ~1e-4 in its image.
+            tolerance = 1e-5 if "grid" in output else 1e-3
+            assert (got[output] - tensor).abs().max().item() <= tolerance, output
     assert all(torch.equal(v, network.state_dict()[k]) for k, v in before.items())  # the original is untouched
 
 

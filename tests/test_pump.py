@@ -84,6 +84,6 @@ def test_viewers_slower_than_the_render_are_waited_for():
     box, ahead = [], []
     pump = FramePump(_counting_render(box, ahead), RecordingAnimator())
     box.append(pump)
-    seen = _watch(pump, 4.0, 2.5)  # a 250 ms period against a 120 ms render
+    seen = _watch(pump, 3.0, 3.5)  # a 333 ms period against a 120 ms render
     assert not any(ahead)
     assert set(range(1, pump.frames_rendered)) <= set(seen)

@@ -7,7 +7,7 @@ choice of operation does. Measured with OpenVINO 2026.4 on this project's 4th-ge
 - A depthwise transposed convolution (the decoders of the face morpher and the eyebrow networks) runs in bf16 on a
   generic kernel, 15–50 ms for one layer where the f32 kernel takes 1–2 ms, which made bf16 slower than f32 on
   those networks. Written as four depthwise 3×3 convolutions, one per output phase, interleaved, it runs on the
-  fast depthwise kernel: the face morpher in bf16 takes 26–45 ms instead of 92–134. In f32 that form is slower
+  fast depthwise kernel: the face morpher in bf16 takes 25–45 ms instead of 92–134. In f32 that form is slower
   than the transposed kernel (face morpher 81 against 55 ms), so it is used for bf16 only.
 - The editor's U-Net concatenates each upsampled feature map with its skip connection (a reference-speed
   ``Concat`` of up to 96 channels at 512×512 in bf16). The convolution after it is linear in its input channels,
@@ -97,12 +97,15 @@ class SplitInputBlock(nn.Module):
         first = layers[0]
         depthwise = first.groups == first.in_channels > 1
         pointwise = layers[1] if depthwise else first
+        for conv in {first, pointwise}:
+            if not (isinstance(conv, nn.Conv2d) and conv.bias is None and conv.stride == (1, 1)
+                    and conv.dilation == (1, 1) and conv.padding_mode == "zeros" and pointwise.groups == 1):
+                raise ValueError(f"SplitInputBlock cannot split {conv}: it handles THA3's convolutions (no bias, "
+                                 "stride 1, zero padding, a depthwise one followed by a full one)")
         k = first_channels
         weight = first.weight.detach()
         self.depthwise = nn.ModuleList(
             [_depthwise(weight[:k], first.padding[0]), _depthwise(weight[k:], first.padding[0])] if depthwise else [])
-        if pointwise.bias is not None:
-            raise ValueError("SplitInputBlock handles blocks without a bias (all of THA3's)")
         self.parts = nn.ModuleList(_conv_part(pointwise, part) for part in (slice(0, k), slice(k, None)))
         self.rest = nn.Sequential(*layers[2 if depthwise else 1:])
 
@@ -146,6 +149,7 @@ def _head_conv(module: nn.Module) -> nn.Conv2d | None:
 
 
 def _share_heads(network: nn.Module) -> None:
+    # Every head of a network, used or not: the eyebrow combiner's unused ``combine_alpha`` adds one channel of ten.
     heads = {name: child for name, child in network.named_children() if _head_conv(child) is not None}
     if len(heads) < 2:
         return

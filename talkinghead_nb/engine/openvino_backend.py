@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from . import blocks, export_forms, networks
 from .export_forms import export_form
 
-# Bump when the converted graph changes for the same weights, so that cached conversions of an older form are not
-# reused. 3: static shapes and the forms of ``export_forms`` (which depend on the precision).
-EXPORT_FORMAT = 3
+# The code that shapes a converted graph: a cached conversion is reused only if none of it changed.
+_GRAPH_SOURCES = (Path(__file__), Path(export_forms.__file__), Path(networks.__file__), Path(blocks.__file__))
 
 # One example input per per-frame network: (channels, size) of each image input, then the pose width.
 EXAMPLE_SHAPES: dict[str, tuple[tuple[int, ...], ...]] = {
@@ -71,9 +71,11 @@ class OpenVinoNetwork(nn.Module):
         precision = PRECISIONS[backend][name]
         if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             precision = "f32"  # what OpenVINO would run anyway on this CPU; the f32 form is the faster one there
+        self.precision = precision  # what it runs in (profilers compile with it)
         with torch.no_grad():
             self.names = list(network(*example))
-            folder = cache_dir() / f"{name}-{_fingerprint(network, f'{ov.__version__} {EXPORT_FORMAT} {precision}')}"
+            settings = f"{ov.__version__} {precision} {EXAMPLE_SHAPES[name]}"
+            folder = cache_dir() / f"{name}-{_fingerprint(network, settings)}"
             self.model_file = folder / "model.xml"  # the converted model (profilers read it)
             if (folder / "model.xml").is_file():
                 model = core.read_model(folder / "model.xml")
@@ -104,8 +106,11 @@ def cache_dir() -> Path:
     return Path(root) / "openvino"
 
 
-def _fingerprint(network: nn.Module, version: str) -> str:
-    digest = hashlib.sha256(f"{type(network).__name__} {version}".encode())
+def _fingerprint(network: nn.Module, settings: str) -> str:
+    """A hash of the network's class, weights and the code that converts it, and ``settings``."""
+    digest = hashlib.sha256(f"{type(network).__name__} {settings}".encode())
+    for source in _GRAPH_SOURCES:
+        digest.update(source.read_bytes())
     for key, tensor in network.state_dict().items():
         digest.update(key.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())

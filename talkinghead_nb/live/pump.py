@@ -57,6 +57,14 @@ class Viewer:
             return 0.0
         return (len(self._sent_at) - 1) / max(1e-9, self._sent_at[-1] - self._sent_at[0])
 
+    def recent_period(self, sends: int = 8) -> float | None:
+        """Seconds between this viewer's takes lately: the mean over its last ``sends`` takes, or the time since its
+        last take if that is longer (a viewer that stalls shows at once); None until it has taken that many."""
+        times = list(self._sent_at)[-sends:]
+        if len(times) < sends:
+            return None
+        return max((times[-1] - times[0]) / (sends - 1), time.monotonic() - times[-1])
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True
@@ -279,13 +287,15 @@ class FramePump:
             return False
         if self._taken >= self._latest.number:
             return True
-        # The newest frame waits for a viewer. Start the next one already when the newest will surely be taken before
-        # the next is ready: viewers are keeping up (the one before it was taken) and one render outlasts the fastest
-        # viewer's period. A CPU render (~0.1–0.5 s against 40 ms) then runs back to back instead of idling until the
-        # next tick, and still no frame is superseded unseen.
-        fastest = max((viewer.fps for viewer in self._viewers), default=0.0)
-        return (self._taken >= self._latest.number - 1 and fastest > 0
-                and self.render_ms >= 1e3 / fastest)
+        # The newest frame waits for a viewer. Start the next one already when the newest should be taken before the
+        # next is ready: viewers keep up (the one before it was taken) and the median render (warm-up left out)
+        # outlasts the fastest viewer's recent period. A CPU render (~0.1–0.5 s against a 40 ms tick) then runs back
+        # to back instead of idling until the next tick. At most one frame is ahead; a viewer that slows down
+        # suddenly can still miss one.
+        if self._taken < self._latest.number - 1 or not self._latency:
+            return False
+        periods = [p for p in (viewer.recent_period() for viewer in self._viewers) if p is not None]
+        return bool(periods) and float(np.median(self._latency)) >= min(periods)
 
     def _ensure_thread(self) -> None:
         """Start the render thread if viewers wait and it is not running (first viewer, or it died). Call with
