@@ -182,20 +182,25 @@ def test_live_notebook_updates_the_image_widget(browser, lab, artifacts):
     page.wait_for_function("() => { const i = document.querySelector('img.widget-image');"
                            " return i && i.naturalWidth === 512; }", timeout=180_000)
     _wait_all_ran(page, "05_live.ipynb", 480_000)  # Run All has finished: the view must go on
-    changes = page.evaluate("""() => new Promise(resolve => {
+    # Three new pictures, however slow this machine renders under the browser's load (1.9–2.9 s a frame seen here).
+    changes, seconds = page.evaluate("""() => new Promise(resolve => {
         const img = document.querySelector('img.widget-image');
+        const start = performance.now();
         let last = img.src, count = 0;
-        const timer = setInterval(() => { if (img.src !== last) { last = img.src; count += 1; } }, 5);
-        setTimeout(() => { clearInterval(timer); resolve(count); }, 8000);
+        const finish = () => { clearInterval(timer); resolve([count, (performance.now() - start) / 1000]); };
+        const timer = setInterval(() => {
+            if (img.src !== last) { last = img.src; count += 1; }
+            if (count >= 3 || performance.now() - start > 60000) finish();
+        }, 5);
     })""")
     # An element that keeps changing never counts as "stable" for Locator.screenshot: clip the page instead.
     view = page.locator("img.widget-image").first
     view.evaluate("img => img.scrollIntoView({block: 'center'})")
     page.screenshot(path=str(artifacts / "lab-live-view.png"), clip=view.bounding_box())
     stats = page.locator(".widget-html", has_text="new frames/s").first.inner_text()
-    (artifacts / "lab-live-fps.txt").write_text(f"image widget updates in the browser: {changes / 8:.1f} per s\n"
+    (artifacts / "lab-live-fps.txt").write_text(f"image widget updates in the browser: {changes / seconds:.1f} per s\n"
                                                 f"the view's stats line: {stats}\n")
-    assert changes >= 3, f"the live view changed {changes} times in 8 s"
+    assert changes >= 3, f"the live view changed {changes} times in {seconds:.0f} s"
     page.close()
 
 
