@@ -285,6 +285,11 @@ def test_port_held_by_another_program_is_reported(character):
             LiveServer(character, poser=FakePoser(), port=holder.getsockname()[1]).start()
 
 
+def test_backend_reaches_the_engine_and_a_wrong_one_is_named(character):
+    with pytest.raises(ValueError, match="unknown backend 'openvino-bf'; choose one of: torch, openvino"):
+        LiveServer(character, backend="openvino-bf", device="cpu", port=0)
+
+
 def test_api_key_guards_every_route_but_the_feed(character):
     with LiveServer(character, poser=FakePoser(), port=0, api_key="s3cret") as live:
         assert httpx.get(live.url + "/api/modules").status_code == 401

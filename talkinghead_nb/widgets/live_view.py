@@ -153,6 +153,6 @@ def describe_rates(stats: dict, shown_fps: float, wanted_fps: float) -> str:
         return line + " · paused: the last frame is shown again"
     if stats["frames_rendered"] > 2 and stats["render_fps"] < KEEPING_UP * min(wanted_fps, stats["target_fps"]):
         return (line + " · <span style='color:#b26a00'>the engine cannot keep up, so frames repeat: use a GPU "
-                "(device='cuda'), or on a CPU a faster backend: LiveServer(…, poser=Poser(backend='openvino-bf16')), "
+                "(device='cuda'), or on a CPU a faster backend: LiveServer(…, backend='openvino-bf16'), "
                 "serve --backend openvino-bf16</span>")
     return line
