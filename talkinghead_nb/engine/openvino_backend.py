@@ -5,7 +5,7 @@ On this project's 2-core Xeon, OpenVINO's convolutions beat PyTorch's by about 2
 (float32: max |Δ| ≈ 1e-3, PSNR ≈ 99 dB; bf16: PSNR ≈ 50–60 dB; README, "Speed"). The networks are converted from
 our torch modules, in the equivalent forms of :mod:`.export_forms`, with static batch-1 shapes (larger batches run
 pose by pose); the converted models are cached on disk by a hash of the weights and the form, so only the first
-start pays the ~15 s conversion.
+start pays the conversion (about 19 s for the four networks here).
 """
 
 from __future__ import annotations
