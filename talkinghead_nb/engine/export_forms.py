@@ -56,10 +56,15 @@ def _is_depthwise_upsampling(m: nn.Module) -> bool:
             and m.output_padding == (0, 0) and m.dilation == (1, 1) and m.bias is None)
 
 
-def _depthwise(weight: Tensor, padding: int) -> nn.Conv2d:
-    conv = nn.Conv2d(weight.shape[0], weight.shape[0], weight.shape[-1], padding=padding, groups=weight.shape[0],
-                     bias=False)
+def _conv(weight: Tensor, padding: int, *, depthwise: bool = False, bias: Tensor | None = None) -> nn.Conv2d:
+    """A stride-1 convolution with these weights (a depthwise one takes one input channel per output channel)."""
+    out_channels, in_channels_per_group, kernel = weight.shape[0], weight.shape[1], weight.shape[-1]
+    in_channels = out_channels if depthwise else in_channels_per_group
+    conv = nn.Conv2d(in_channels, out_channels, kernel, padding=padding, groups=out_channels if depthwise else 1,
+                     bias=bias is not None)
     conv.weight = nn.Parameter(weight.clone(), requires_grad=False)
+    if bias is not None:
+        conv.bias = nn.Parameter(bias.clone(), requires_grad=False)
     return conv
 
 
@@ -77,7 +82,7 @@ class PhaseConvTranspose(nn.Module):
                 for py, ky in row_taps.items():
                     for px, kx in column_taps.items():
                         kernel[:, :, py, px] = w[:, :, ky, kx]
-                phases.append(_depthwise(kernel, padding=1))
+                phases.append(_conv(kernel, padding=1, depthwise=True))
         self.phases = nn.ModuleList(phases)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -102,25 +107,16 @@ class SplitInputBlock(nn.Module):
                     and conv.dilation == (1, 1) and conv.padding_mode == "zeros" and pointwise.groups == 1):
                 raise ValueError(f"SplitInputBlock cannot split {conv}: it handles THA3's convolutions (no bias, "
                                  "stride 1, zero padding, a depthwise one followed by a full one)")
-        k = first_channels
-        weight = first.weight.detach()
+        halves = (slice(0, first_channels), slice(first_channels, None))
         self.depthwise = nn.ModuleList(
-            [_depthwise(weight[:k], first.padding[0]), _depthwise(weight[k:], first.padding[0])] if depthwise else [])
-        self.parts = nn.ModuleList(_conv_part(pointwise, part) for part in (slice(0, k), slice(k, None)))
+            _conv(first.weight.detach()[half], first.padding[0], depthwise=True) for half in halves if depthwise)
+        self.parts = nn.ModuleList(_conv(pointwise.weight.detach()[:, half], pointwise.padding[0]) for half in halves)
         self.rest = nn.Sequential(*layers[2 if depthwise else 1:])
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         if len(self.depthwise):
             a, b = self.depthwise[0](a), self.depthwise[1](b)
         return self.rest(self.parts[0](a) + self.parts[1](b))
-
-
-def _conv_part(conv: nn.Conv2d, channels: slice) -> nn.Conv2d:
-    """``conv`` (groups=1, no bias) restricted to some of its input channels."""
-    weight = conv.weight.detach()[:, channels]
-    part = nn.Conv2d(weight.shape[1], weight.shape[0], conv.kernel_size, conv.stride, conv.padding, bias=False)
-    part.weight = nn.Parameter(weight.clone(), requires_grad=False)
-    return part
 
 
 class ConcatFreeUNet(nn.Module):
@@ -150,13 +146,14 @@ def _head_conv(module: nn.Module) -> nn.Conv2d | None:
 
 def _share_heads(network: nn.Module) -> None:
     # Every head of a network, used or not: the eyebrow combiner's unused ``combine_alpha`` adds one channel of ten.
-    heads = {name: child for name, child in network.named_children() if _head_conv(child) is not None}
+    heads = {name: (child, _head_conv(child)) for name, child in network.named_children()}
+    heads = {name: (head, conv) for name, (head, conv) in heads.items() if conv is not None}
     if len(heads) < 2:
         return
-    shared = SharedHeadConvolution([_head_conv(head) for head in heads.values()])
+    shared = SharedHeadConvolution([conv for _, conv in heads.values()])
     start = 0
-    for name, head in heads.items():
-        stop = start + _head_conv(head).out_channels
+    for name, (head, conv) in heads.items():
+        stop = start + conv.out_channels
         setattr(network, name, HeadView(shared, start, stop, head[1] if isinstance(head, nn.Sequential) else None))
         start = stop
 
@@ -171,9 +168,7 @@ class SharedHeadConvolution(nn.Module):
         weight = torch.cat([conv.weight.detach() for conv in convs])
         bias = torch.cat([conv.bias.detach() if conv.bias is not None else weight.new_zeros(conv.out_channels)
                           for conv in convs])
-        self.conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1)
-        self.conv.weight = nn.Parameter(weight, requires_grad=False)
-        self.conv.bias = nn.Parameter(bias, requires_grad=False)
+        self.conv = _conv(weight, padding=1, bias=bias)
         self._last: tuple[Tensor, Tensor] | None = None
 
     def forward(self, features: Tensor) -> Tensor:
