@@ -1,6 +1,7 @@
 """Recordings: exact renders of the animation at a fixed frame rate (not the live, render-bound rate), from a script
 (how long, which emotion, talking, changes at given times) and optionally speech, written as an animation file
 (WebP, APNG, GIF, WebM, MP4: :mod:`talkinghead_nb.video`) or as numbered PNG frames with the audio beside them.
+Speech is padded with silence (or cut) to the frames' length, so sound and frames end together.
 
 The animator runs on a clock of its own (frame ``i`` is at ``i / fps`` seconds), so a recording is the same on any
 machine, and frame ``i`` equals the engine's render of the pose at ``i / fps`` (then the effect chain, if any, at
@@ -10,10 +11,14 @@ that time).
 from __future__ import annotations
 
 import base64
-import dataclasses
 import html
 import os
+import re
+import shutil
+import tempfile
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,18 +33,23 @@ from .engine import Poser
 from .live.animator import Animator
 from .live.settings import AnimatorSettings
 from .messages import name_list, short_repr
-from .speech import Speech
-from .video import SOUND_FORMATS, AnimationWriter, check_target
+from .speech import Speech, wav_bytes
+from .video import SOUND_FORMATS, AnimationWriter, check_target, nearest_folder
 
 MAX_FPS = 60
 MAX_SECONDS = 600
 MAX_STEPS = 256
 TAIL_SECONDS = 0.3   # after speech: the mouth returns to the emotion's shape
 INLINE_BYTES = 20 * 2**20  # a recording up to this size shows inline in a notebook
+SPEECH_FILES = re.compile(r"frame_\d{5}\.png|speech\.wav|speech\.mp4")  # what record_speech writes
 
 
 class ScriptError(ValueError):
     """A recording script that cannot be followed as given; the message says what to send instead."""
+
+
+class RecordingCancelled(RuntimeError):
+    """The ``cancel`` event of a recording was set: it stopped before the next frame and wrote nothing."""
 
 
 @dataclass(frozen=True)
@@ -123,19 +133,30 @@ def script_poses(script: Script, templates: EmotionTemplates, *, fps: float = 25
                  settings: AnimatorSettings | None = None, speech: Speech | None = None,
                  speech_at: float = 0.0) -> Iterator[np.ndarray]:
     """The pose of every frame of ``script`` (``speech`` said from ``speech_at`` s): the animator on a fixed clock."""
-    if not 0 < fps <= MAX_FPS:
-        raise ScriptError(f"fps must be above 0 and at most {MAX_FPS}, got {fps}")
+    check_fps(fps)
     animator = Animator(templates, settings, emotion=script.emotion, seed=seed, now=0.0)
     if script.talking:
         animator.start_talking()
     if speech is not None:
         animator.speak(speech.track, start=speech_at)
     pending = sorted(script.steps, key=lambda step: step.at)
-    for i in range(max(1, round(script.seconds * fps))):
+    for i in range(frame_count(script.seconds, fps)):
         now = i / fps
         while pending and pending[0].at <= now:
             _apply(animator, pending.pop(0), now)
         yield animator.pose(now)
+
+
+def check_fps(fps: float) -> float:
+    """``fps`` if a recording can run at that rate; else a ScriptError that gives the range."""
+    if not 0 < fps <= MAX_FPS:
+        raise ScriptError(f"fps must be above 0 and at most {MAX_FPS}, got {fps:g}")
+    return fps
+
+
+def frame_count(seconds: float, fps: float) -> int:
+    """How many frames a recording ``seconds`` long at ``fps`` has (at least one)."""
+    return max(1, round(seconds * fps))
 
 
 def _apply(animator: Animator, step: Step, now: float) -> None:
@@ -181,69 +202,123 @@ class Recording:
 
 
 def render_frames(poser: Poser, character: Character, poses: Iterator[np.ndarray], *, fps: float,
-                  effects: Any = None) -> Iterator[np.ndarray]:
+                  effects: Any = None, cancel: threading.Event | None = None) -> Iterator[np.ndarray]:
     """``(512, 512, 4) uint8`` frames: the engine's render of each pose, then ``effects`` (an effect chain) at the
-    frame's time."""
-    if effects is None:
-        yield from (poser.render_array(character, pose)[0] for pose in poses)
-        return
-    from .effects import to_display, to_rgba_array
+    frame's time. ``cancel``, checked before each frame: once set, :class:`RecordingCancelled` is raised."""
+    if effects is not None:
+        from .effects import to_display, to_rgba_array
     for i, pose in enumerate(poses):
-        yield to_rgba_array(effects.apply(to_display(poser.render_tensor(character, pose)), i / fps))[0]
+        if cancel is not None and cancel.is_set():
+            raise RecordingCancelled(f"the recording was cancelled after {i} frame(s); nothing was written")
+        if effects is None:
+            yield poser.render_array(character, pose)[0]
+        else:
+            yield to_rgba_array(effects.apply(to_display(poser.render_tensor(character, pose)), i / fps))[0]
 
 
 def record(poser: Poser, character: Character, templates: EmotionTemplates, out: str | os.PathLike,
            script: Script, *, fps: float = 25.0, speech: Speech | None = None, speech_at: float = 0.0,
            seed: int = 0, settings: AnimatorSettings | None = None, effects: Any = None,
-           background: tuple[int, int, int] = (255, 255, 255),
+           background: tuple[int, int, int] = (255, 255, 255), overwrite: bool = True,
+           cancel: threading.Event | None = None,
            progress: Callable[[Iterator], Iterator] | None = None) -> Recording:
     """Record ``script`` into ``out`` (``.webp``, ``.png``, ``.gif``, ``.webm``, ``.mp4``); with ``speech``, the
-    sound goes into WebM and MP4 and beside the others as ``<name>.wav``. The file appears whole or not at all."""
-    target = check_target(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    poses = script_poses(script, templates, fps=fps, seed=seed, settings=settings, speech=speech, speech_at=speech_at)
-    frames = render_frames(poser, character, progress(poses) if progress else poses, fps=fps, effects=effects)
-    audio = None
-    if speech is not None:
-        audio = write_bytes(target.parent / f".{target.stem}-speech.wav", _padded(speech, speech_at).wav())
-    try:
-        with AnimationWriter(target, fps, audio=audio, background=background) as writer:
-            for frame in frames:
-                writer.add(frame)
-    finally:
-        if audio is not None:
-            audio.unlink(missing_ok=True)
+    sound goes into WebM and MP4 and beside the others as ``<name>.wav``. The file appears whole or not at all; an
+    existing one is replaced only with ``overwrite`` (else a FileExistsError before any work). ``cancel``: an event
+    that stops the recording before its next frame (:class:`RecordingCancelled`, nothing written)."""
+    target = check_target(out, audio=speech is not None, overwrite=overwrite)
+    poses = script_poses(script, templates, fps=check_fps(fps), seed=seed, settings=settings, speech=speech,
+                         speech_at=speech_at)
+    frames = render_frames(poser, character, progress(poses) if progress else poses, fps=fps, effects=effects,
+                           cancel=cancel)
+    audio = None if speech is None else _sound(speech, speech_at, frame_count(script.seconds, fps) / fps)
+    with AnimationWriter(target, fps, audio=audio, background=background, overwrite=overwrite) as writer:
+        for frame in frames:
+            writer.add(frame)
     beside = speech is not None and target.suffix.lower() not in SOUND_FORMATS  # else the sound is inside
     return Recording(target, writer.frames, fps, audio=target.with_suffix(".wav") if beside else None)
 
 
-def _padded(speech: Speech, start: float) -> Speech:
-    """``speech`` with ``start`` seconds of silence before it, so that the sound starts with the mouth."""
-    silence = np.zeros(round(start * speech.sample_rate), np.float32)
-    return dataclasses.replace(speech, audio=np.concatenate([silence, speech.audio]))
+def _sound(speech: Speech, start: float, seconds: float) -> bytes:
+    """The WAV of ``speech`` said from ``start`` s in a recording ``seconds`` long: silence before it, and after it
+    to the end (or cut there), so that the sound starts with the mouth and ends with the last frame."""
+    rate = speech.sample_rate
+    audio = np.zeros(round(seconds * rate), np.float32)
+    offset = min(round(start * rate), len(audio))
+    said = speech.audio[:len(audio) - offset]
+    audio[offset:offset + len(said)] = said
+    return wav_bytes(audio, rate)
+
+
+def check_speech_folder(out_dir: str | os.PathLike, *, overwrite: bool = True) -> Path:
+    """``out_dir`` as a Path if :func:`record_speech` may write its recording there: a new or empty folder, or with
+    ``overwrite`` one that holds an earlier recording only (it is replaced whole); else a FileExistsError that says
+    what to do, before any work."""
+    folder = Path(out_dir)
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder} is a file: choose a folder for the recording")
+    if not folder.exists():
+        return folder
+    names = sorted(path.name for path in folder.iterdir())
+    others = [name for name in names if not SPEECH_FILES.fullmatch(name)]
+    if others:
+        raise FileExistsError(f"{folder} holds other files ({', '.join(others[:3])}{', …' if others[3:] else ''}): "
+                              "choose a new or empty folder for the recording")
+    if names and not overwrite:
+        raise FileExistsError(f"{folder} holds a recording already: choose a new folder, or pass overwrite=True to "
+                              "replace it")
+    return folder
+
+
+@contextmanager
+def _whole_folder(folder: Path) -> Iterator[Path]:
+    """A scratch folder beside ``folder`` to fill; when the block ends without an error it replaces ``folder``
+    whole (what was there is removed, never merged); otherwise it is removed."""
+    scratch = Path(tempfile.mkdtemp(dir=nearest_folder(folder), prefix=f".{folder.name}-"))
+    old = scratch.with_name(f"{scratch.name}-old")
+    try:
+        yield scratch
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        if folder.is_dir() and any(folder.iterdir()):
+            folder.rename(old)
+        try:
+            scratch.rename(folder)  # an empty folder there is replaced
+        except BaseException:
+            if old.exists():
+                old.rename(folder)  # put the earlier recording back
+            raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def record_speech(poser: Poser, character: Character, speech: Speech, templates: EmotionTemplates,
                   out_dir: str | os.PathLike, *, fps: float = 25.0, emotion: str = "neutral", seed: int = 0,
-                  video: bool = True, background: tuple[int, int, int] = (255, 255, 255),
+                  video: bool = True, background: tuple[int, int, int] = (255, 255, 255), overwrite: bool = True,
+                  cancel: threading.Event | None = None,
                   progress: Callable[[Iterator], Iterator] | None = None) -> Recording:
-    """Write ``frame_00000.png`` …, ``speech.wav`` and (with ``video``) ``speech.mp4`` — H.264 with AAC sound, the
-    frames over ``background`` — into ``out_dir``. Every file appears whole or not at all."""
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write ``frame_00000.png`` …, ``speech.wav`` (as long as the frames) and (with ``video``) ``speech.mp4`` —
+    H.264 with AAC sound, the frames over ``background`` — into the folder ``out_dir``. The folder appears whole or
+    not at all; one that holds an earlier recording is replaced whole with ``overwrite`` (see
+    :func:`check_speech_folder`). ``cancel``: an event that stops the recording before its next frame
+    (:class:`RecordingCancelled`, nothing written)."""
+    folder = check_speech_folder(out_dir, overwrite=overwrite)
     script = Script(max(speech.duration, speech.track.end) + TAIL_SECONDS, emotion=emotion)
-    poses = script_poses(script, templates, fps=fps, seed=seed, speech=speech)
-    audio = write_bytes(folder / "speech.wav", speech.wav())
-    writer = AnimationWriter(folder / "speech.mp4", fps, audio=audio, background=background) if video else None
-    frames = 0
-    try:
-        for frames, frame in enumerate(render_frames(poser, character, progress(poses) if progress else poses,
-                                                     fps=fps), start=1):
-            write_bytes(folder / f"frame_{frames - 1:05d}.png", encode_png(frame))
-            if writer is not None:
-                writer.add(frame)
-    except BaseException:
+    poses = script_poses(script, templates, fps=check_fps(fps), seed=seed, speech=speech)
+    frames = render_frames(poser, character, progress(poses) if progress else poses, fps=fps, cancel=cancel)
+    with _whole_folder(folder) as scratch:
+        audio = write_bytes(scratch / "speech.wav", _sound(speech, 0.0, frame_count(script.seconds, fps) / fps))
+        writer = AnimationWriter(scratch / "speech.mp4", fps, audio=audio, background=background) if video else None
+        with writer or nullcontext():
+            count = _write_pngs(frames, scratch, writer)
+    return Recording(folder, count, fps, audio=folder / audio.name, video=folder / "speech.mp4" if video else None)
+
+
+def _write_pngs(frames: Iterator[np.ndarray], folder: Path, writer: AnimationWriter | None) -> int:
+    """Each frame as ``frame_NNNNN.png`` in ``folder`` (and into ``writer``); how many there were."""
+    count = 0
+    for count, frame in enumerate(frames, start=1):
+        write_bytes(folder / f"frame_{count - 1:05d}.png", encode_png(frame))
         if writer is not None:
-            writer.abort()
-        raise
-    return Recording(folder, frames, fps, audio=audio, video=writer.close() if writer is not None else None)
+            writer.add(frame)
+    return count

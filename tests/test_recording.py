@@ -3,16 +3,31 @@ written whole or not at all; scripts are checked like any other client input."""
 
 from __future__ import annotations
 
+import re
 import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
 from talkinghead_nb.emotions import EmotionLibrary
-from talkinghead_nb.recording import TAIL_SECONDS, Script, ScriptError, Step, record, record_speech, script_poses
+from talkinghead_nb.recording import (
+    TAIL_SECONDS,
+    RecordingCancelled,
+    Script,
+    ScriptError,
+    Step,
+    record,
+    record_speech,
+    script_poses,
+)
 from talkinghead_nb.speech import synthesize
 from talkinghead_nb.video import AnimationWriter, ffmpeg_exe
+
+from .fake_engine import FakePoser
 
 TEMPLATES = EmotionLibrary().load()
 SCRIPT = Script(1.0, emotion="joy", steps=(Step(0.5, emotion="surprise", talking=True),))
@@ -20,6 +35,16 @@ SCRIPT = Script(1.0, emotion="joy", steps=(Step(0.5, emotion="surprise", talking
 
 def _probe(path) -> str:
     return subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+
+
+def decoded(path, stream: str) -> tuple[int, float]:
+    """How many frames of ``stream`` (``v``, ``a``) ffmpeg decodes from ``path``, and until what time in seconds."""
+    done = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", f"file:{Path(path).absolute()}", "-map", f"0:{stream}",
+                           "-f", "null", "-"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    frames = re.findall(r"frame=\s*(\d+)", done.stderr)
+    hours, minutes, seconds = re.findall(r"time=(\d+):(\d+):([\d.]+)", done.stderr)[-1]
+    return int(frames[-1]) if frames else 0, int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
 def _engine_frames(poser, character, script: Script, fps: float) -> list[np.ndarray]:
@@ -109,3 +134,84 @@ def test_a_speech_recording_is_exact_renders_with_audio_and_video(poser, charact
     probe = _probe(recording.video)
     assert "Video: h264" in probe and "Audio: aac" in probe
     assert not list(tmp_path.glob(".recording-*")), "no scratch folder left behind"
+
+
+def _cancel_at(frame: int, cancel: threading.Event):
+    """A progress wrapper that sets ``cancel`` as the pose of ``frame`` is taken: as a client leaving then would."""
+    def wrap(poses: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        for i, pose in enumerate(poses):
+            if i == frame:
+                cancel.set()
+            yield pose
+    return wrap
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".webm"])
+def test_slow_frames_outlasting_the_sound_all_arrive_with_the_sound_padded(character, tmp_path, suffix):
+    """Frames that come slower than ffmpeg reads the sound (as from the engine on a CPU) and outlast it: every frame
+    is in the file, with the sound padded with silence to the frames' length."""
+    speech = synthesize("Hi.")
+    script = Script(speech.duration + 0.8)
+    recording = record(FakePoser(seconds_per_frame=0.25), character, TEMPLATES, tmp_path / f"clip{suffix}", script,
+                       fps=5, speech=speech)
+    assert recording.frames == round(script.seconds * 5) >= speech.duration * 5 + 3
+    assert decoded(recording.path, "v")[0] == recording.frames
+    assert decoded(recording.path, "a")[1] == pytest.approx(recording.seconds, abs=0.1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [recording.path.name]
+
+
+def test_a_slow_speech_recording_has_every_frame_in_its_video_and_sound_as_long(character, tmp_path):
+    speech = synthesize("Hi.")
+    out = tmp_path / "speech"
+    recording = record_speech(FakePoser(seconds_per_frame=0.25), character, speech, TEMPLATES, out, fps=5)
+    assert recording.frames == len(list(out.glob("frame_*.png"))) == decoded(recording.video, "v")[0]
+    assert decoded(recording.video, "a")[1] == pytest.approx(recording.seconds, abs=0.1)
+    assert decoded(recording.audio, "a")[1] == pytest.approx(recording.seconds, abs=0.01)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["speech"]
+
+
+def test_a_cancelled_recording_stops_before_the_next_frame_and_leaves_nothing(character, tmp_path):
+    poser, cancel = FakePoser(), threading.Event()
+    with pytest.raises(RecordingCancelled, match="cancelled after 2 frame"):
+        record(poser, character, TEMPLATES, tmp_path / "clip.webm", Script(2.0), fps=5, speech=synthesize("Hi."),
+               cancel=cancel, progress=_cancel_at(2, cancel))
+    assert poser.frames == 2
+    cancel.clear()
+    with pytest.raises(RecordingCancelled, match="cancelled after 3 frame"):
+        record_speech(poser, character, synthesize("Hi."), TEMPLATES, tmp_path / "speech", fps=5, cancel=cancel,
+                      progress=_cancel_at(3, cancel))
+    assert poser.frames == 5 and list(tmp_path.iterdir()) == []
+    assert record(poser, character, TEMPLATES, tmp_path / "clip.gif", Script(0.4), fps=5,
+                  cancel=threading.Event()).frames == 2  # an event never set changes nothing
+
+
+def test_existing_outputs_are_refused_or_replaced_whole(character, tmp_path):
+    poser, clip = FakePoser(), tmp_path / "clip.gif"
+    clip.write_bytes(b"earlier")
+    with pytest.raises(FileExistsError, match="clip.gif exists: choose a new name, or pass overwrite=True"):
+        record(poser, character, TEMPLATES, clip, Script(0.4), fps=5, overwrite=False)
+    (tmp_path / "new.wav").write_bytes(b"earlier")
+    with pytest.raises(FileExistsError, match="new.wav exists"):  # the sound beside it counts
+        record(poser, character, TEMPLATES, tmp_path / "new.webp", Script(0.4), speech=synthesize("Hi."),
+               overwrite=False)
+    assert poser.frames == 0 and clip.read_bytes() == b"earlier"
+    assert record(poser, character, TEMPLATES, clip, Script(0.4), fps=5, overwrite=True).frames == 2
+    assert clip.read_bytes()[:6] == b"GIF89a"
+    folder = tmp_path / "speech"
+    long_one = record_speech(poser, character, synthesize("Hello there, how are you?"), TEMPLATES, folder, fps=5)
+    with pytest.raises(FileExistsError, match="holds a recording already: choose a new folder, or pass overwrite"):
+        record_speech(poser, character, synthesize("Hi."), TEMPLATES, folder, fps=5, overwrite=False)
+    short = record_speech(poser, character, synthesize("Hi."), TEMPLATES, folder, fps=5, overwrite=True)
+    assert short.frames < long_one.frames and len(list(folder.glob("frame_*.png"))) == short.frames  # none stale
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match=r"holds other files \(notes.txt\): choose a new or empty folder"):
+        record_speech(poser, character, synthesize("Hi."), TEMPLATES, folder, fps=5, overwrite=True)
+    assert (folder / "notes.txt").exists() and not list(tmp_path.glob(".*"))
+
+
+def test_arguments_are_checked_before_anything_is_made(character, tmp_path):
+    with pytest.raises(ScriptError, match="fps must be above 0 and at most 60, got 0"):
+        record_speech(FakePoser(), character, synthesize("Hi."), TEMPLATES, tmp_path / "new" / "speech", fps=0)
+    with pytest.raises(ScriptError, match="fps must be above 0"):
+        record(FakePoser(), character, TEMPLATES, tmp_path / "new" / "clip.webm", Script(1.0), fps=0)
+    assert list(tmp_path.iterdir()) == []
