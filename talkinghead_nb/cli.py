@@ -5,8 +5,9 @@ CHARACTER is a PNG path or the name of an example character (lambda_00, lambda_0
 
 A mistake in the command line itself (an unknown option, a missing argument, an unknown pose parameter or model
 variant) prints the usage, with exit status 2. Any other error ends the command with one line on stderr, "error: ...",
-that names the problem and the fix, and exit status 1 (130 after Ctrl-C); TALKINGHEAD_NB_DEBUG=1 adds the traceback.
-Output names, formats and folders are checked before anything is rendered; outputs are written atomically.
+that names the problem and the fix, and exit status 1 (130 after Ctrl-C, 143 after SIGTERM); TALKINGHEAD_NB_DEBUG=1
+adds the traceback. Output names, formats and folders are checked before anything is rendered; outputs are written
+atomically, and a command stopped by Ctrl-C or SIGTERM leaves no half-written file.
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ import math
 import os
 import re
 import shlex
+import signal
 import sys
+import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +42,7 @@ from .messages import short_repr
 from .weights import VARIANTS, WeightsError, WeightsStore
 
 DEBUG_ENV = "TALKINGHEAD_NB_DEBUG"
-FAILED, INTERRUPTED = 1, 130
+FAILED, INTERRUPTED, TERMINATED = 1, 130, 143
 BACKENDS = ("torch", "openvino", "openvino-bf16")
 _OS_FIXES = {  # errno → how to fix it
     **dict.fromkeys((errno.ENOSPC, errno.EDQUOT), "free some space, or write to another disk"),
@@ -50,7 +54,7 @@ _OS_FIXES = {  # errno → how to fix it
     errno.EISDIR: "that is a folder: give a file name",
 }
 _CLI_WORDS = (  # the library's messages name Python arguments; these are the command line's words for them
-    (re.compile(r"\bpass (fit|clip)=True\b"), r"add --\1"),
+    (re.compile(r"\bpass (fit|clip|overwrite)=True\b"), r"add --\1"),
     (re.compile(r"\bcompile=True\b"), "--compile"),
     (re.compile(r"\b(device|backend)='([\w:.-]+)'"), r"--\1 \2"),
     (re.compile(r"\ballow the download( from)?"), r"run without --offline to download\1"),
@@ -59,6 +63,10 @@ _CLI_WORDS = (  # the library's messages name Python arguments; these are the co
     (re.compile(r"\bstall_seconds \(--stall-timeout\)"), "--stall-timeout"),
 )
 CHARACTER_HELP = "a PNG path, or an example name: lambda_00, lambda_01, crypko_00 ... crypko_07"
+
+
+class Stopped(KeyboardInterrupt):
+    """The process was sent SIGTERM: raised like Ctrl-C's KeyboardInterrupt, so that the same cleanup runs."""
 
 
 class CommandError(ValueError):
@@ -302,7 +310,7 @@ def cmd_sprites_batch(args: argparse.Namespace) -> int:
     result = export_many(args.input, args.out_dir, names=names, ray=args.ray, workers=args.workers, model=args.model,
                          device=args.device, backend=args.backend, models=args.models, offline=args.offline,
                          fit=args.fit, emotions_dir=args.emotions, retry_failed=args.retry_failed,
-                         tune_allocator=args.tune_allocator, progress=not args.quiet,
+                         overwrite=args.overwrite, tune_allocator=args.tune_allocator, progress=not args.quiet,
                          **({"stall_seconds": args.stall_timeout} if args.stall_timeout is not None else {}))
     print(cli_words(str(result)))
     return FAILED if result.failed else 0
@@ -311,15 +319,16 @@ def cmd_sprites_batch(args: argparse.Namespace) -> int:
 def cmd_speak(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .recording import record_speech
-    check_writable(args.out_dir, folder=True)
+    from .recording import check_fps, check_speech_folder, record_speech
+    check_fps(args.fps)
+    check_speech_folder(check_writable(args.out_dir, folder=True), overwrite=args.overwrite)
     character, templates = _load(args), _templates(args)
     emotion = _emotion(templates, args.emotion)
     speech = _speech(args, args.text)
     poser = _poser(args, backend=args.backend)
     start = time.perf_counter()
     recording = record_speech(poser, character, speech, templates, args.out_dir, fps=args.fps, emotion=emotion,
-                              video=not args.no_video,
+                              video=not args.no_video, overwrite=args.overwrite,
                               progress=None if args.quiet else lambda poses: tqdm(poses, desc="frames", unit="frame"))
     print(f"wrote {recording} ({speech.duration:.1f} s of speech, {time.perf_counter() - start:.1f} s to render)")
     return 0
@@ -328,9 +337,11 @@ def cmd_speak(args: argparse.Namespace) -> int:
 def cmd_record(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .recording import TAIL_SECONDS, Script, record
+    from .recording import TAIL_SECONDS, Script, check_fps, frame_count, record
     from .video import check_target
-    target, background = check_writable(check_target(args.out)), _colour(args.background)
+    check_fps(args.fps)
+    target = check_writable(check_target(args.out, audio=bool(args.say), overwrite=args.overwrite))
+    background = _colour(args.background)
     effects = _effects(args.effects)
     character, templates = _load(args), _templates(args)
     speech = _speech(args, args.say) if args.say else None
@@ -343,8 +354,9 @@ def cmd_record(args: argparse.Namespace) -> int:
     poser = _poser(args, backend=args.backend)
     start = time.perf_counter()
     recording = record(poser, character, templates, target, script, fps=args.fps, speech=speech,
-                       effects=effects, background=background, progress=None if args.quiet else lambda poses: tqdm(
-                           poses, total=round(script.seconds * args.fps), desc="frames", unit="frame"))
+                       effects=effects, background=background, overwrite=args.overwrite,
+                       progress=None if args.quiet else lambda poses: tqdm(
+                           poses, total=frame_count(script.seconds, args.fps), desc="frames", unit="frame"))
     print(f"wrote {recording} ({time.perf_counter() - start:.1f} s to render)")
     return 0
 
@@ -424,10 +436,15 @@ def cmd_repair(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .live import LiveServer
-    from .live.http import ServerLimits
+    from .live.http import ServerLimits, parse_origins, resolve_api_key
     limits = ServerLimits(max_upload_mb=args.max_upload_mb, max_sessions=args.max_sessions,
                           max_feeds=args.max_feeds, max_connections=max(128, args.max_feeds + 32))
     effects = _effects(args.effects)
+    try:
+        args.allow_origin = parse_origins(args.allow_origin)
+    except ValueError as e:
+        args.parser.error(str(e))
+    args.api_key = resolve_api_key(args.api_key, args.api_key_file)
     if args.ray is not None:
         return _serve_on_ray(args, limits, effects)
     if args.replicas is not None:
@@ -437,7 +454,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.compile:
         print(f"compiling the networks (first time: up to a few minutes) … {poser.warm_up(character):.0f} s")
     server = LiveServer(character, poser=poser, host=args.host, port=args.port, settings=args.settings,
-                        visemes=args.visemes, api_key=args.api_key or os.environ.get("TALKINGHEAD_NB_API_KEY"),
+                        visemes=args.visemes, api_key=args.api_key, allow_origins=args.allow_origin,
                         emotions_dir=args.emotions, limits=limits)
     for problem in server.settings_problems + server.visemes_problems:
         print(f"warning: {problem}", file=sys.stderr)
@@ -463,7 +480,7 @@ def _serve_on_ray(args: argparse.Namespace, limits, effects) -> int:
     engine = EngineSpec(model=args.model, device=args.device, backend=args.backend, models=args.models,
                         offline=args.offline, compile=args.compile, tune_allocator=args.tune_allocator)
     cluster = serve_live(_load(args), replicas=args.replicas, address=args.ray, host=args.host, port=args.port,
-                         api_key=args.api_key or os.environ.get("TALKINGHEAD_NB_API_KEY"), limits=limits,
+                         api_key=args.api_key, allow_origins=args.allow_origin, limits=limits,
                          settings=args.settings, visemes=args.visemes, emotions_dir=args.emotions, effects=effects,
                          engine=engine)
     print(f"serving on Ray with {cluster.replicas} renderer(s) at {cluster.url} (sessions are spread over them; "
@@ -626,6 +643,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "instead of reporting them as broken")
     p.add_argument("--retry-failed", action="store_true", help="render again the characters that failed in an "
                                                                 "earlier run (done ones are always skipped)")
+    p.add_argument("--overwrite", action="store_true", help="replace a character's folder that the batch did not make "
+                   "(default: leave it alone and report that character as failed)")
     p.add_argument("--stall-timeout", type=_positive(float), default=None, metavar="SECONDS",
                    help="with Ray, stop with a message when no character finishes for this long (default: 900)")
     _backend_argument(p)
@@ -636,7 +655,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           "video with sound (MP4), with eSpeak NG (the optional speech extra)")
     _character_argument(p)
     p.add_argument("text", help="what to say (at most 5000 characters)")
-    p.add_argument("out_dir", help="the folder for frame_00000.png …, speech.wav and speech.mp4 (created)")
+    p.add_argument("out_dir", help="the folder for frame_00000.png …, speech.wav and speech.mp4 (created; it "
+                                   "appears whole when done)")
     p.add_argument("--voice", default="en-us", help="eSpeak voice: a language (en-us, en-gb, de, fr, …) or a voice "
                                                    "name (default: en-us)")
     p.add_argument("--rate", type=int, default=175, help="words per minute, 80–450 (default: 175)")
@@ -645,6 +665,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--emotion", default="neutral", help="the emotion to speak with (default: neutral)")
     _backend_argument(p)
     p.add_argument("--no-video", action="store_true", help="frames and audio only, no MP4")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier recording in out_dir, whole (default: refuse a folder that holds one)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _engine_options(p)
 
@@ -671,6 +693,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "chain such as [{\"name\": \"bloom\", \"strength\": 0.6}]")
     p.add_argument("--background", default="#ffffff",
                    help="the colour under transparent pixels in MP4 (the other formats keep alpha; default: #ffffff)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing out (and its .wav with --say; default: refuse it)")
     _backend_argument(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _engine_options(p)
@@ -708,7 +732,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="animator settings JSON (default: the project's animator.json)")
     _visemes_argument(p)
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on every route but the "
-                                                   "feed (default: $TALKINGHEAD_NB_API_KEY, else none)")
+                   "feed (it shows in ps: prefer --api-key-file or $TALKINGHEAD_NB_API_KEY; default: none)")
+    p.add_argument("--api-key-file", default=None, metavar="FILE", help="read the API key from the first line of FILE")
+    p.add_argument("--allow-origin", action="append", default=None, metavar="ORIGIN",
+                   help="a web page allowed to call the API from a browser besides this machine's (http://127.0.0.1, "
+                        "localhost, [::1] on any port), e.g. http://192.168.1.20:8000 for SillyTavern on another "
+                        "machine; repeatable")
     p.add_argument("--max-upload-mb", type=float, default=20, help="the largest character upload (default: 20)")
     p.add_argument("--max-sessions", type=int, default=8,
                    help="live characters at once, the default one included; more get a 429 (default: 8)")
@@ -752,6 +781,8 @@ def cli_words(message: str) -> str:
 
 def describe_error(error: BaseException) -> str:
     """One line that names the problem and the fix."""
+    if isinstance(error, Stopped):
+        return "stopped (SIGTERM); files already written are complete: run the command again to finish"
     if isinstance(error, KeyboardInterrupt):
         return "interrupted (Ctrl-C); files already written are complete: run the command again to finish"
     if isinstance(error, OSError) and error.errno is not None:
@@ -763,15 +794,35 @@ def describe_error(error: BaseException) -> str:
             f"please report it with the command line ({DEBUG_ENV}=1 shows the traceback)")
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise Stopped
+
+
+@contextmanager
+def _sigterm_stops() -> Iterator[None]:
+    """While a command runs, SIGTERM raises :class:`Stopped` (where signals can be handled: the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with _sigterm_stops():
+            return args.func(args)
     except (Exception, KeyboardInterrupt) as e:
         if os.environ.get(DEBUG_ENV):
             traceback.print_exc()
         print(f"error: {describe_error(e)}", file=sys.stderr)
-        return INTERRUPTED if isinstance(e, KeyboardInterrupt) else FAILED
+        if isinstance(e, KeyboardInterrupt):
+            return TERMINATED if isinstance(e, Stopped) else INTERRUPTED
+        return FAILED
 
 
 if __name__ == "__main__":

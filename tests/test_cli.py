@@ -327,10 +327,13 @@ def test_weights_command_lists_sources(capsys):
     assert "separable_float  embedded" in out and "cast from separable_float" in out
 
 
-def test_serve_runs_until_interrupted():
+def test_serve_runs_until_interrupted_with_its_key_from_a_file_and_a_named_origin(tmp_path):
     import httpx
 
-    process = subprocess.Popen([sys.executable, "-m", "talkinghead_nb.cli", "serve", "crypko_00", "--port", "0", *CPU],
+    (tmp_path / "key").write_text("s3cret-key\n")
+    sillytavern = "http://192.168.1.20:8000"
+    process = subprocess.Popen([sys.executable, "-m", "talkinghead_nb.cli", "serve", "crypko_00", "--port", "0", *CPU,
+                                "--api-key-file", str(tmp_path / "key"), "--allow-origin", sillytavern],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=ctrl_c_allowed)
     try:
@@ -340,11 +343,24 @@ def test_serve_runs_until_interrupted():
             if "feed: " in line:
                 break
         url = re.search(r"at (http://127\.0\.0\.1:\d+)", "".join(lines)).group(1)
-        assert httpx.get(url + "/api/modules", timeout=30).json() == {"modules": ["talkinghead"]}
+        key = {"Authorization": "Bearer s3cret-key"}
+        assert httpx.get(url + "/api/modules", timeout=30).status_code == 401  # the file's key is needed
+        assert httpx.get(url + "/api/modules", headers=key, timeout=30).json() == {"modules": ["talkinghead"]}
+        named = httpx.get(url + "/api/modules", headers={**key, "Origin": sillytavern}, timeout=30)
+        assert named.headers["access-control-allow-origin"] == sillytavern
+        other = httpx.get(url + "/api/modules", headers={**key, "Origin": "https://evil.example"}, timeout=30)
+        assert other.status_code == 403 and "allow-origin" in other.text
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
     finally:
         process.kill()
+
+
+def test_serve_names_a_bad_key_file_or_origin_before_it_starts(tmp_path):
+    missing = cli("serve", "crypko_00", "--port", "0", *CPU, "--api-key-file", str(tmp_path / "nokey"))
+    assert missing.returncode == 1 and "nokey" in error_line(missing.stderr)
+    star = cli("serve", "crypko_00", "--port", "0", *CPU, "--allow-origin", "*")
+    assert star.returncode == 2 and "any web site" in star.stderr
 
 
 def test_speak_records_frames_and_audio(tmp_path):
@@ -374,3 +390,4 @@ def test_record_writes_an_animation_and_refuses_what_it_cannot_write(tmp_path):
     bad = cli("record", "crypko_00", str(tmp_path / "clip.webp"), "--effects", "sparkle", *CPU)
     assert bad.returncode == 1 and "neither a preset (crt, hologram" in error_line(bad.stderr)
     assert not (tmp_path / "clip.webp").exists() and not (tmp_path / "clip.avi").exists()
+
