@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 
 def short_repr(value: object, limit: int = 40) -> str:
@@ -21,3 +21,10 @@ def name_list(names: Iterable[str], limit: int = 8) -> str:
         return "none"
     shown = ", ".join(n if len(n) <= 40 else n[:40] + "…" for n in names[:limit])
     return shown + (f" … and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def summary(problems: Sequence[str], limit: int = 5) -> str:
+    """``"a; b; c"``, or the first ``limit`` problems and how many more there are: a message stays short whatever a
+    client sent."""
+    more = f"; … and {len(problems) - limit} more problems" if len(problems) > limit else ""
+    return "; ".join(problems[:limit]) + more

@@ -179,6 +179,18 @@ def test_a_bad_chain_names_the_effect_the_parameter_and_the_range(data, expected
         assert text in str(caught.value)
 
 
+def test_a_chain_with_thousands_of_problems_gets_a_short_error_that_counts_the_rest():
+    data = [{"name": "bloom", **{f"knob{i}": 1 for i in range(1000)}} for _ in range(MAX_EFFECTS)]
+    for bad in (data, json.dumps(data)):  # 240 KB of JSON: it used to come back as a 1.4 MB message
+        with pytest.raises(EffectError) as caught:
+            parse_chain(bad)
+        message = str(caught.value)
+        assert len(message) < 1000 and message.endswith(f"… and {MAX_EFFECTS * 1000 - 5} more problems")
+        assert message.startswith("effect 1: bloom has no parameter 'knob0'") and message.count("no parameter") == 5
+    with pytest.raises(EffectError, match=r"^bloom has no parameter 'knob0'.*… and 995 more problems$"):
+        make_step("bloom", {f"knob{i}": 1 for i in range(1000)})
+
+
 def test_parameters_left_out_keep_their_defaults_and_json_round_trips():
     chain = parse_chain('{"effects": [{"name": "bloom", "strength": 1}, {"name": "scanlines", "spill": true}]}')
     assert chain.steps[0].params["strength"] == 1.0 and chain.steps[0].params["radius"] == 12

@@ -11,10 +11,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..messages import name_list, short_repr
+from ..messages import name_list, short_repr, summary
 from .table import EFFECTS, Effect
 
 MAX_EFFECTS = 16
+MAX_PROBLEMS = 5  # problems an error lists; the rest are counted
 EXAMPLE = '[{"name": "bloom", "strength": 0.6}, {"name": "scanlines", "spacing": 3}]'
 
 
@@ -34,20 +35,28 @@ class Step:
 
 
 def make_step(name: str, params: Mapping[str, Any] | None = None, *, where: str = "") -> Step:
-    """A checked :class:`Step`: ``EffectError`` names every bad parameter with its range. ``where`` begins the
-    message (``"effect 2"``)."""
+    """A checked :class:`Step`: ``EffectError`` names the bad parameters with their ranges (the first few, and how
+    many more). ``where`` begins the message (``"effect 2"``)."""
+    step, problems = _checked(name, params, where)
+    if step is None:
+        raise EffectError(summary(problems, MAX_PROBLEMS))
+    return step
+
+
+def _checked(name: Any, params: Mapping[str, Any] | None, where: str) -> tuple[Step | None, list[str]]:
+    """The step, or None and every problem with it (each message begun by ``where``)."""
     prefix = f"{where}: " if where else ""
     effect = EFFECTS.get(name)
     if effect is None:
-        raise EffectError(f"{prefix}unknown effect {short_repr(name)}{_did_you_mean(name, EFFECTS)}; "
-                          f"the effects are {name_list(EFFECTS, len(EFFECTS))}")
+        return None, [f"{prefix}unknown effect {short_repr(name)}{_did_you_mean(name, EFFECTS)}; "
+                      f"the effects are {name_list(EFFECTS, len(EFFECTS))}"]
     params = dict(params or {})
-    problems = [problem for key, value in params.items() if (problem := _check(effect, key, value))]
+    problems = [prefix + problem for key, value in params.items() if (problem := _check(effect, key, value))]
     if problems:
-        raise EffectError(prefix + "; ".join(problems))
+        return None, problems
     values = {key: spec.default for key, spec in effect.params.items()}
     values.update({key: value if effect.params[key].switch else float(value) for key, value in params.items()})
-    return Step(name, values)
+    return Step(name, values), []
 
 
 def _check(effect: Effect, key: Any, value: Any) -> str | None:
@@ -118,7 +127,8 @@ class EffectChain:
 
 def parse_chain(data: Any) -> EffectChain:
     """A chain from JSON (text, or parsed): ``[{"name": "bloom", "strength": 0.6}, ...]`` or ``{"effects": [...]}``;
-    parameters left out keep their defaults. Every problem is reported in one ``EffectError``."""
+    parameters left out keep their defaults. The problems are reported in one ``EffectError`` (the first
+    ``MAX_PROBLEMS``, and how many more)."""
     if isinstance(data, str | bytes):
         try:
             data = json.loads(data)
@@ -133,16 +143,15 @@ def parse_chain(data: Any) -> EffectChain:
         raise EffectError(f"an effect chain has at most {MAX_EFFECTS} effects, got {len(data)}")
     steps, problems = [], []
     for number, entry in enumerate(data, 1):
-        try:
-            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-                raise EffectError(f"effect {number} must be an object with a \"name\" (one of "
-                                  f"{name_list(EFFECTS, len(EFFECTS))}), got {short_repr(entry)}")
-            steps.append(make_step(entry["name"], {k: v for k, v in entry.items() if k != "name"},
-                                   where=f"effect {number}"))
-        except EffectError as e:
-            problems.append(str(e))
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            problems.append(f"effect {number} must be an object with a \"name\" (one of "
+                            f"{name_list(EFFECTS, len(EFFECTS))}), got {short_repr(entry)}")
+            continue
+        step, wrong = _checked(entry["name"], {k: v for k, v in entry.items() if k != "name"}, f"effect {number}")
+        steps.append(step)
+        problems += wrong
     if problems:
-        raise EffectError("; ".join(problems))
+        raise EffectError(summary(problems, MAX_PROBLEMS))
     return EffectChain(tuple(steps))
 
 

@@ -11,7 +11,10 @@ of time), ``track.to_json()`` / ``Track.from_json()`` carry it. Three sources::
 
 Phonemes map to shapes through the viseme table (:func:`load_visemes`: factory defaults, then ``visemes.json``
 beside ``emotions/``, then overrides). Bad input raises :class:`SpeechError` (a ``ValueError``) with what to fix;
-text-to-speech without the optional ``espeakng-loader`` raises :class:`EspeakUnavailable`.
+text-to-speech without the optional ``espeakng-loader`` raises :class:`EspeakUnavailable`. Input is bounded before
+the work it costs: an audio file by its header (rate, channels, at most ``sound.MAX_SAMPLES`` samples), then decoded
+a block at a time into mono; a timeline by its count of items, the characters of the words eSpeak phonemises, and
+the keyframes it makes (counted as they are built); text by its length and by being valid Unicode.
 
 This package never imports the engine or the live server: they use it.
 """

@@ -10,14 +10,14 @@ audio tracks too. Frames below the gate are silence: the mouth closes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage, signal
 
 from .phonemes import TimedPhoneme, track_from_phonemes
-from .sound import MAX_SECONDS, AudioSource, load_audio
+from .sound import BLOCK_FRAMES, MAX_SECONDS, AudioSource, mono_blocks
 from .track import Track
 from .visemes import VisemeTable
 
@@ -26,7 +26,7 @@ HOP = 120      # samples at ANALYSIS_RATE: 10 ms
 ENVELOPE_RATE = ANALYSIS_RATE / HOP
 WINDOW = 300   # 25 ms
 LPC_ORDER = 14
-BLOCK = 4096   # frames analysed at once (bounds the memory for long audio)
+BLOCK = 512    # frames analysed at once (bounds the memory for long audio: about 13 MB)
 # Reference formants (Hz) of one vowel per mouth shape, between typical men's and women's values (after Peterson
 # and Barney 1952), by IPA symbol.
 VOWELS: dict[str, tuple[float, float]] = {
@@ -126,32 +126,68 @@ def _classify(hf: np.ndarray, formants: np.ndarray) -> np.ndarray:
     return names[votes.argmax(axis=1)]
 
 
-def _resampled(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+def _pieces(audio: np.ndarray) -> Iterator[np.ndarray]:
+    return (audio[at:at + BLOCK_FRAMES] for at in range(0, len(audio), BLOCK_FRAMES))
+
+
+def _resampled(blocks: Iterable[np.ndarray], sample_rate: int) -> tuple[np.ndarray, int]:
+    """Mono samples, given in blocks, at ANALYSIS_RATE, and how many samples came in. The same as
+    ``signal.resample_poly`` on the whole signal (same filter), computed a piece at a time: each piece of input
+    (a multiple of the decimation factor, so that the output grid lines up) is resampled with enough input on both
+    sides for the filter, so only the analysis-rate samples are kept whole, not the input nor a float64 copy."""
     if sample_rate == ANALYSIS_RATE:
-        return audio
+        x = np.concatenate([np.zeros(0, np.float32), *blocks])
+        return x, len(x)
     ratio = np.gcd(ANALYSIS_RATE, sample_rate)
-    return signal.resample_poly(audio, ANALYSIS_RATE // ratio, sample_rate // ratio)
+    up, down = ANALYSIS_RATE // ratio, sample_rate // ratio
+    half_len = 10 * max(up, down)  # resample_poly's own filter design, made once
+    taps = signal.firwin(2 * half_len + 1, 1 / max(up, down), window=("kaiser", 5.0)).astype(np.float32)
+    margin = -(-(half_len // up + 2) // down) * down  # the input the filter reaches, in whole multiples of down
+    step = max(-(-BLOCK_FRAMES // down) * down, 4 * margin)  # input resampled at once (a multiple of down too)
+    pending, base, start, out = np.zeros(0, np.float32), 0, 0, []  # pending: the input from sample base on
+
+    def piece(stop: int, last: bool) -> None:
+        """The output for the input from ``start`` to ``stop`` (``last``: the input ends there)."""
+        y = signal.resample_poly(pending[:stop - base + (0 if last else margin)], up, down, window=taps)
+        skip = (start - base) * up // down
+        out.append(y[skip:skip - (-(stop - start) * up // down)])
+
+    for block in blocks:
+        pending = np.concatenate([pending, block])
+        while base + len(pending) >= start + step + margin:
+            piece(start + step, last=False)
+            start += step
+            drop = max(0, start - margin) - base
+            pending, base = pending[drop:], base + drop
+    total = base + len(pending)
+    piece(total, last=True)
+    return np.concatenate(out), total
 
 
 def envelope(audio: np.ndarray, sample_rate: int, *, gate_db: float = DEFAULT_GATE) -> np.ndarray:
     """The loudness of float mono samples (any rate), 0 to 1, ``ENVELOPE_RATE`` values a second from time 0."""
-    return _openness(_levels(_resampled(audio, sample_rate)), gate_db)
+    return _openness(_levels(_resampled(_pieces(audio), sample_rate)[0]), gate_db)
+
+
+def _analyse(x: np.ndarray, gate_db: float) -> Analysis:
+    level = _levels(x)
+    return Analysis(np.arange(len(level)) / ENVELOPE_RATE, level, _openness(level, gate_db), _classify(*_spectral(x)))
 
 
 def analyse(audio: np.ndarray, sample_rate: int, *, gate_db: float = DEFAULT_GATE) -> Analysis:
     """The per-frame measurements behind :func:`track_from_audio` (float mono samples, any rate)."""
-    x = _resampled(audio, sample_rate)
-    level = _levels(x)
-    return Analysis(np.arange(len(level)) / ENVELOPE_RATE, level, _openness(level, gate_db), _classify(*_spectral(x)))
+    return _analyse(_resampled(_pieces(audio), sample_rate)[0], gate_db)
 
 
 def track_from_audio(audio: AudioSource, sample_rate: int | None = None, *, table: VisemeTable | None = None,
                      gate_db: float = DEFAULT_GATE, max_seconds: float = MAX_SECONDS) -> Track:
     """The mouth for speech audio: a file path, the bytes of a WAV/FLAC/OGG/MP3 file, or an array with its
     ``sample_rate``. The shapes follow the vowel class of each stretch of sound, the opening follows the loudness;
-    ``gate_db`` is the level (dBFS) below which it is silence."""
-    samples, rate = load_audio(audio, sample_rate, max_seconds=max_seconds)
-    result = analyse(samples, rate, gate_db=gate_db)
+    ``gate_db`` is the level (dBFS) below which it is silence. A file is checked from its header, then decoded,
+    mixed down and resampled a block at a time: memory stays that of the audio at the analysis rate."""
+    rate, blocks = mono_blocks(audio, sample_rate, max_seconds=max_seconds)
+    x, frames = _resampled(blocks, rate)
+    result = _analyse(x, gate_db)
     sounding = result.openness > 0
     # One phoneme per run of frames with the same symbol; silent frames are pauses.
     symbols = np.where(sounding, result.symbols, "")
@@ -159,5 +195,5 @@ def track_from_audio(audio: AudioSource, sample_rate: int | None = None, *, tabl
     ends = np.r_[starts[1:], len(symbols)]
     phonemes = [TimedPhoneme(max(0.0, (s - 0.5) / ENVELOPE_RATE), (e - 0.5) / ENVELOPE_RATE, str(symbols[s]))
                 for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]  # frame i is centred at i / rate
-    return track_from_phonemes(phonemes, table or VisemeTable.factory(), duration=len(samples) / rate,
+    return track_from_phonemes(phonemes, table or VisemeTable.factory(), duration=frames / rate,
                                envelope=result.openness, envelope_rate=ENVELOPE_RATE)

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..messages import name_list, short_repr
 from .audio import ENVELOPE_RATE, envelope
-from .errors import EspeakUnavailable, SpeechError
+from .errors import EspeakUnavailable, SpeechError, check_unicode
 from .phonemes import TimedPhoneme, track_from_phonemes
 from .sound import wav_bytes
 from .track import Track
@@ -216,6 +216,7 @@ def _check_text(text: str, max_chars: int) -> str:
         raise SpeechError(f"text must be a string, got {type(text).__name__}")
     if len(text) > max_chars:
         raise SpeechError(f"text is {len(text)} characters long; the limit is {max_chars}: split it into parts")
+    check_unicode(text, "text")
     text = text.replace("\0", " ")
     if not text.strip():
         raise SpeechError("text is empty: give the words to say")

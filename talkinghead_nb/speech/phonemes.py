@@ -8,7 +8,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .track import Keyframe, Track
+from .errors import SpeechError
+from .track import MAX_KEYFRAMES, Keyframe, Track
 from .visemes import VisemeTable
 
 
@@ -38,6 +39,9 @@ def track_from_phonemes(phonemes: Iterable[TimedPhoneme], table: VisemeTable, du
         parts = table.parts(phoneme) if end > start else []
         if not parts:  # a pause counts from the last keyframe, however many pieces it comes in
             continue
+        if len(keyframes) + len(parts) > MAX_KEYFRAMES:  # refused before building more than the track may hold
+            raise SpeechError(f"these phonemes make more than the {MAX_KEYFRAMES} keyframes a track may hold: "
+                              "split the speech into shorter parts")
         hold(start)
         total, done, at = sum(p.weight for p in parts), 0.0, start
         for part in parts:

@@ -10,8 +10,9 @@ other keys, such as Kokoro-FastAPI's ``audio`` or a token's ``whitespace``, are 
 
 Kokoro's phonemes (misaki's notation, with A I O Q W Y for diphthongs) are in the viseme table too. A word's
 phonemes share its time evenly. A word without phonemes is phonemised with eSpeak NG when it is installed;
-otherwise its letters stand for its sounds. Everything is validated before use: bounded counts and lengths, finite
-times in order, with errors that name the item and the field.
+otherwise its letters stand for its sounds. Everything is validated before use: bounded counts and lengths (the
+count first, before any work on the items; the words eSpeak phonemises; the keyframes they make), valid Unicode,
+finite times in order, with errors that name the item and the field.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from ..messages import short_repr
 from . import espeak
-from .errors import SpeechError
+from .errors import SpeechError, check_unicode
 from .phonemes import TimedPhoneme, track_from_phonemes
 from .sound import MAX_SECONDS
 from .track import Track
@@ -32,6 +33,7 @@ MAX_ITEMS = 20_000
 MAX_JSON_BYTES = 4_000_000
 MAX_WORD = 100       # characters
 MAX_PHONEMES = 100   # characters of IPA for one item
+MAX_WORD_CHARS = 4 * espeak.MAX_CHARS  # characters of the different words eSpeak phonemises for one timeline
 LISTS = ("words", "phonemes", "tokens", "timestamps")
 STARTS = ("start", "start_time", "start_ts")
 ENDS = ("end", "end_time", "end_ts")
@@ -83,6 +85,7 @@ def _time(item: Mapping, names: tuple[str, ...], where: str, max_seconds: float)
 def _text(value: Any, name: str, where: str, limit: int) -> str:
     if not isinstance(value, str) or len(value) > limit:
         raise SpeechError(f"{where}: {name} must be a string of at most {limit} characters, got {short_repr(value)}")
+    check_unicode(value, f"{where}: {name}")
     return value
 
 
@@ -119,10 +122,14 @@ def track_from_timeline(timeline: Any, *, voice: str = "en-us", phonemize: bool 
     """The track for a timeline (parsed JSON, or its text). ``voice`` is the language eSpeak phonemises words in;
     ``phonemize=False`` (or eSpeak not installed) spreads a word's letters over its time instead."""
     parsed = _parse(timeline, max_seconds)
+    spoken = dict.fromkeys(text for _, _, text, is_phonemes in parsed if not is_phonemes and text.strip())
     words: dict[str, str] = {}
-    if phonemize and not all(is_phonemes for *_, is_phonemes in parsed) and espeak.available():
-        words = {text: espeak.phonemize(text, voice) for _, _, text, is_phonemes in parsed
-                 if not is_phonemes and text.strip()}
+    if phonemize and spoken and espeak.available():
+        if (chars := sum(map(len, spoken))) > MAX_WORD_CHARS:
+            raise SpeechError(f"the timeline's different words add up to {chars} characters; eSpeak phonemises at "
+                              f"most {MAX_WORD_CHARS} for one timeline: split it, or send the words' phonemes")
+        # One eSpeak call (and lock) per word: text-to-speech for other requests goes on in between.
+        words = {word: espeak.phonemize(word, voice) for word in spoken}
     phonemes = [TimedPhoneme(start, end, text if is_phonemes else words.get(text, _letters(text)))
                 for start, end, text, is_phonemes in parsed]
     return track_from_phonemes(phonemes, table or VisemeTable.factory())

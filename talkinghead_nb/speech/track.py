@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import pose as P
 from ..messages import name_list, short_repr
-from .errors import SpeechError
+from .errors import SpeechError, check_unicode
 
 # The THA3 mouth shapes a keyframe can target; "closed" is all of them at zero.
 SHAPE_KEYS: dict[str, str] = {shape: P.BY_KEY[key].key for shape, key in (
@@ -77,6 +77,7 @@ def _check_keyframes(keyframes: Sequence[Keyframe]) -> None:
         if not isinstance(k.phoneme, str) or len(k.phoneme) > 16:
             raise SpeechError(f"{where}: phoneme must be a string of at most 16 characters, got "
                               f"{short_repr(k.phoneme)}")
+        check_unicode(k.phoneme, f"{where}: phoneme")
         previous_end = end
 
 
