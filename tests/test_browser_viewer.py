@@ -91,3 +91,29 @@ def test_with_a_key_the_page_takes_it_from_the_fragment_or_asks_for_it(browser, 
                                timeout=30_000)
         assert live.session().animator.emotion == "anger"
         page.close()
+
+
+def test_the_key_leaves_the_address_bar_and_survives_a_reload_on_both_pages(browser, character):
+    with LiveServer(character, poser=FakePoser(), port=0, seed=0, api_key="s3cret-key") as live:
+        page = browser.new_page()
+        page.goto(f"{live.url}/#key=s3cret-key")
+        page.locator("#emotions button", has_text="joy").wait_for(timeout=30_000)
+        assert "s3cret" not in page.url
+        page.reload()
+        page.locator("#emotions button", has_text="joy").click()  # no key form: the tab kept the key
+        page.wait_for_function("document.querySelector('#emotions button.current')?.textContent === 'joy'",
+                               timeout=30_000)
+        assert not page.locator("#key-input").is_visible()
+        page.close()
+
+        page = browser.new_page()
+        page.goto(f"{live.url}/speak#key=s3cret-key")
+        page.wait_for_function("document.getElementById('feed').naturalWidth === 512", timeout=30_000)
+        assert "s3cret" not in page.url
+        page.reload()
+        page.fill("#text", "Hi.")
+        page.click("#go")
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('speaking')",
+                               timeout=30_000)
+        assert "s3cret" not in page.url
+        page.close()

@@ -175,6 +175,21 @@ def test_the_classic_api_acts_on_the_default_session_of_the_first_replica(client
 
 
 
+def test_the_ingress_keeps_other_sites_pages_out_as_the_live_server_does(cluster, client):
+    """The guards are the live server's own (one implementation): another site's page gets a 403 at the ingress,
+    SillyTavern's origin its own origin back (never '*'), a forged Host no redirect, deep JSON a 400."""
+    answer = client.post("/api/sessions", headers={"Origin": "http://evil.example"})
+    assert answer.status_code == 403 and "--allow-origin" in answer.json()["error"]
+    assert "access-control-allow-origin" not in answer.headers
+    answer = client.get("/api/talkinghead/emotions", headers={"Origin": "http://127.0.0.1:8000"})
+    assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == "http://127.0.0.1:8000"
+    page = client.get("/sessions/default/", headers={"Host": "evil.example"})
+    assert page.status_code == 200 and "location" not in page.headers and page.headers[REPLICA] == "renderer-0"
+    deep = client.post("/api/talkinghead/speak", content=b'{"timeline": ' + b"[" * 20_000 + b"]" * 20_000 + b"}",
+                       headers={"content-type": "application/json"})
+    assert deep.status_code == 400 and "nested" in deep.json()["error"]
+
+
 def test_concurrent_creations_spread_over_the_replicas(cluster, client):
     """Sessions created at the same moment are counted as they are placed, not only once created: they do not all
     land on the renderer that had the fewest before."""
@@ -220,3 +235,5 @@ def test_serve_live_on_another_address_without_a_key_warns(character, monkeypatc
         warnings.simplefilter("error")
         with pytest.raises(RuntimeError, match="stopped before Ray"):
             serve_live(character, host="0.0.0.0", api_key="sesame", engine=EngineSpec(make_poser=CpuFakePoser))
+    with pytest.raises(ValueError, match="would let a page on any web site drive this server"):
+        serve_live(character, allow_origins=["*"], engine=EngineSpec(make_poser=CpuFakePoser))  # before Ray starts

@@ -139,6 +139,24 @@ def test_numbers_json_allows_and_python_does_not_get_a_4xx(client, path, body):
     assert answer.json()["error"]
 
 
+JSON_ROUTES = ["set_emotion", "load_emotion_templates", "load_animator_settings", "load_effects", "record", "speak"]
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("route", JSON_ROUTES)
+@pytest.mark.parametrize("body", [
+    f'{{"timeline": {nested(20_000)}}}',  # deeper than Python's parser goes: a RecursionError, a 500 on /speak
+    f'{{"timeline": {nested(40)}, "emotion_name": {nested(40)}}}',  # parsed, but deeper than any request needs
+], ids=["20000-deep", "40-deep"])
+def test_deeply_nested_json_gets_a_400_that_says_so_on_every_json_route(client, route, body):
+    for path in (f"/api/talkinghead/{route}", f"/api/sessions/default/{route}"):
+        answer = client.post(path, content=body.encode(), headers={"content-type": "application/json"})
+        refused(answer, 400, "nested more than 32 levels")
+
+
 @functools.cache
 def png_of_size(width: int, height: int) -> bytes:
     out = io.BytesIO()

@@ -4,6 +4,8 @@ get a 4xx that says what to send, one recording runs at a time."""
 from __future__ import annotations
 
 import io
+import json
+import socket
 import threading
 import time
 
@@ -66,6 +68,37 @@ def test_one_recording_at_a_time(character):
             thread.join()
         assert sorted(answers) == [200, 429]
         assert httpx.get(f"{live.url}/api/talkinghead/stats", timeout=30).status_code == 200  # still answering
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_a_recording_whose_client_left_stops_and_frees_the_slot(character):
+    """A 30 s recording (at least 30 s of rendering here) whose client disconnects: it stops rendering, and the next
+    recording is accepted within seconds instead of a 429 until the abandoned one is done."""
+    poser = FakePoser(seconds_per_frame=0.05)
+    with LiveServer(character, poser=poser, port=0, seed=0) as live:  # nobody watches: only recordings render
+        body = json.dumps({"seconds": 30, "fps": 20}).encode()
+        with socket.create_connection(("127.0.0.1", live.port), timeout=30) as raw:
+            raw.sendall(b"POST /api/talkinghead/record HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            wait_for(lambda: poser.frames >= 5, 30, "the recording did not start rendering")
+        answers = []
+
+        def accepted() -> bool:
+            answers.append(httpx.post(f"{live.url}/api/talkinghead/record", json={"seconds": 0.5, "fps": 10},
+                                      timeout=60))
+            return answers[-1].status_code != 429
+        wait_for(accepted, 15, "the abandoned recording still holds the slot")
+        assert answers[-1].status_code == 200, answers[-1].text
+        rendered = poser.frames  # the abandoned recording stopped: only the next one renders now
+        assert httpx.post(f"{live.url}/api/talkinghead/record", json={"seconds": 0.5, "fps": 10},
+                          timeout=60).status_code == 200
+        assert poser.frames == rendered + 5
 
 
 def _frame(session, wanted=lambda frame: True, timeout: float = 20.0) -> np.ndarray:

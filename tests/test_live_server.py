@@ -118,8 +118,10 @@ def test_talking_unload_and_load(server, client):
     answer = client.post("/api/talkinghead/load", files={"file": ("crypko_01.png", upload, "image/png")})
     assert answer.status_code == 200, answer.text
     assert answer.json()["character"] == "crypko_01"
-    read_feed(server.feed_url(), 0.5)  # frames are rendered only while someone watches
-    assert client.get("/api/talkinghead/stats").json()["frames_rendered"] > rendered + 1
+    def rendered_while_watched() -> bool:  # frames are rendered only while someone watches
+        read_feed(server.feed_url(), 0.5)
+        return client.get("/api/talkinghead/stats").json()["frames_rendered"] > rendered + 1
+    wait_for(rendered_while_watched)
     assert server.session().character.name == "crypko_01"
 
 

@@ -133,3 +133,29 @@ def test_the_speak_page_plays_the_audio_and_the_feed_in_chromium(server, browser
     assert mouth_openness_over(server, 1.0).max() > 0.3
     page.screenshot(path=str(artifacts / "speak-page.png"))
     page.close()
+
+
+def test_a_json_timeline_gets_the_json_limit_and_only_a_multipart_upload_the_upload_one(server, client):
+    """3 MB of timeline is JSON: over 256 KiB, whatever the route (it got the 20 MiB upload limit by its path)."""
+    words = [{"word": "la", "start": i * 0.01, "end": i * 0.01 + 0.01} for i in range(60_000)]
+    answer = client.post("/api/talkinghead/speak", json={"timeline": {"words": words}})
+    assert answer.status_code == 413 and "256 KiB for a JSON body" in answer.json()["error"], answer.text[:300]
+    not_json = client.post("/api/talkinghead/speak", content=b"x" * 300_000, headers={"content-type": "text/plain"})
+    assert not_json.status_code == 413
+    audio = client.post("/api/talkinghead/speak", files={"file": ("big.wav", b"RIFF" + b"\0" * 3_000_000)})
+    assert audio.status_code == 400 and "audio" in audio.json()["error"]  # past the size check: 3 MB may be uploaded
+
+
+def test_timelines_and_texts_wait_their_turn_with_the_decodes(server, client, monkeypatch):
+    """Four timelines at once took 1.3 GB and starved a viewer: they (and texts to speak) share the decode slots."""
+    from talkinghead_nb.live import server as server_module
+    monkeypatch.setattr(server_module, "DECODE_WAIT_S", 0.5)  # a request gives up this soon on a busy server
+    timeline = {"words": [{"word": "mama", "start": 0.0, "end": 0.6}]}
+    assert server._decodes.acquire(timeout=30)  # an upload being decoded, as far as the server knows
+    try:
+        for body in ({"timeline": timeline}, {"text": "Hello."}):
+            answer = client.post("/api/talkinghead/speak", json=body)
+            assert answer.status_code == 429 and "max_decodes" in answer.json()["error"], answer.text
+    finally:
+        server._decodes.release()
+    assert client.post("/api/talkinghead/speak", json={"timeline": timeline}).status_code == 200

@@ -6,12 +6,12 @@
 
 Rendering runs in ``replicas`` renderers, each a live server (its own engine, sessions, pumps and routes) in a Serve
 deployment of one replica, with one GPU where the cluster has GPUs. In front, an ingress deployment takes every
-request, checks the key and body limits as the live server does, and forwards it to the renderer that holds its
-session: ``POST /api/sessions`` places a new session on the renderer with the fewest, and every later request for it
-(``/api/sessions/<id>/…``, its viewer page, its feed, ``DELETE``) goes to that renderer; the classic routes and the
-session ``default`` live on the first. A feed's parts stream back through the ingress at the session's own rate.
-Each answer names its renderer in the ``X-Talkinghead-Replica`` header; ``GET /api/cluster`` lists the renderers and
-their sessions.
+request, checks the web origin, the key and the body limits as the live server does, and forwards it to the renderer
+that holds its session: ``POST /api/sessions`` places a new session on the renderer with the fewest, and every later
+request for it (``/api/sessions/<id>/…``, its viewer page, its feed, ``DELETE``) goes to that renderer; the classic
+routes and the session ``default`` live on the first. A feed's parts stream back through the ingress at the
+session's own rate. Each answer names its renderer in the ``X-Talkinghead-Replica`` header; ``GET /api/cluster``
+lists the renderers and their sessions.
 
 The routing is explicit (a table in the ingress, rebuilt from the renderers when it misses), not Serve's model
 multiplexing, which prefers a replica but may load the "model" on another under load: a session is state (its
@@ -25,19 +25,17 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ..character import Character, load_character
-from ..live.http import ApiKeyGuard, BodyLimit, ServerLimits, SessionIdCheck, add_error_handlers, error_response
+from ..live.http import ServerLimits, add_error_handlers, add_guards, error_response, is_loopback, parse_origins
 from ..live.routes import DEFAULT_SESSION
-from ..live.server import _is_loopback
 from .asgi import HttpRequest, HttpStart, call_app
 from .engines import EngineSpec
 from .ray_setup import Connection, check_capacity, connect, plan_engines, require_ray
@@ -45,6 +43,9 @@ from .ray_setup import Connection, check_capacity, connect, plan_engines, requir
 APP_NAME = "talkinghead"
 REPLICA_HEADER = b"x-talkinghead-replica"
 CORS_HEADERS = (b"access-control-", b"vary")
+# Judged by the ingress's guards, not forwarded: the renderer's own guards would judge them again against its own
+# (unbound, loopback) address.
+JUDGED_HEADERS = (b"host", b"origin", b"sec-fetch-site")
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 
 log = logging.getLogger(__name__)
@@ -157,11 +158,12 @@ class Router:
         return start, body()
 
 
-def proxy_app(router: Router, limits: ServerLimits, api_key: str | None):
-    """The ingress's app: the live server's guards (key, body limits, session ids, CORS, error answers), then every
-    request forwarded to its session's renderer."""
+def proxy_app(router: Router, limits: ServerLimits, api_key: str | None, allow_origins: tuple[str, ...], host: str):
+    """The ingress's app: the live server's guards (web origins, CORS, key, body limits, session ids, error answers;
+    ``host`` is the address Serve listens on), then every request forwarded to its session's renderer."""
     from ray.serve.exceptions import BackPressureError  # a renderer's queue is full (max_queued_requests)
-    app = FastAPI(title="talkinghead-nb live server on Ray Serve", openapi_url=None, docs_url=None, redoc_url=None)
+    app = FastAPI(title="talkinghead-nb live server on Ray Serve", openapi_url=None, docs_url=None, redoc_url=None,
+                  redirect_slashes=False)
     add_error_handlers(app)
 
     @app.get("/api/cluster")
@@ -178,8 +180,9 @@ def proxy_app(router: Router, limits: ServerLimits, api_key: str | None):
             return JSONResponse({"sessions": [{**s, "replica": name} for name, sessions in
                                               zip(router.names, found, strict=True) for s in sessions]})
         parts = path.split("/")
-        forwarded = HttpRequest(method, path, request.scope["query_string"], list(request.scope["headers"]),
-                                await request.body(), request.scope.get("client") or ("127.0.0.1", 0))
+        headers = [(k, v) for k, v in request.scope["headers"] if k not in JUDGED_HEADERS]
+        forwarded = HttpRequest(method, path, request.scope["query_string"], headers, await request.body(),
+                                request.scope.get("client") or ("127.0.0.1", 0))
         index, creating = 0, path == "/api/sessions" and method == "POST"
         try:
             if creating:
@@ -208,11 +211,7 @@ def proxy_app(router: Router, limits: ServerLimits, api_key: str | None):
         response.raw_headers = headers
         return response
 
-    app.add_middleware(SessionIdCheck)
-    app.add_middleware(BodyLimit, limits=limits)
-    if api_key:
-        app.add_middleware(ApiKeyGuard, key=api_key)
-    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
+    add_guards(app, limits=limits, api_key=api_key, allow_origins=allow_origins, host=host)
     app.add_middleware(ClientGone)
     return app
 
@@ -239,12 +238,13 @@ class ClientGone:
 class Ingress:
     """The HTTP face: one replica (it only forwards), with the table of which renderer holds which session."""
 
-    def __init__(self, renderers: list, names: list[str], limits: ServerLimits, api_key: str | None):
+    def __init__(self, renderers: list, names: list[str], limits: ServerLimits, api_key: str | None,
+                 allow_origins: tuple[str, ...], host: str):
         self.router = Router(renderers, names)
-        self.limits, self.api_key = limits, api_key
+        self.limits, self.api_key, self.allow_origins, self.host = limits, api_key, allow_origins, host
 
     def __serve_build_asgi_app__(self):
-        return proxy_app(self.router, self.limits, self.api_key)
+        return proxy_app(self.router, self.limits, self.api_key, self.allow_origins, self.host)
 
 
 def _serve():
@@ -253,7 +253,7 @@ def _serve():
     return serve
 
 
-def live_app(options: LiveOptions, plan, api_key: str | None = None):
+def live_app(options: LiveOptions, plan, api_key: str | None, allow_origins: tuple[str, ...], host: str):
     """The Serve application: ``plan.engines`` renderers (each one replica with ``plan.cpus`` CPUs, ``plan.gpus``
     GPUs) behind one ingress. Every open feed is a request that lasts: a renderer holds ``max_connections`` at once,
     the ingress as many as all renderers together; beyond those, ``max_connections`` more wait in each queue and the
@@ -269,7 +269,7 @@ def live_app(options: LiveOptions, plan, api_key: str | None = None):
     ingress = serve.deployment(serve.ingress()(Ingress), name="ingress", num_replicas=1,
                                max_ongoing_requests=each * plan.engines, max_queued_requests=each,
                                ray_actor_options={"num_cpus": 0})
-    return ingress.bind(renderers, names, options.limits, api_key)
+    return ingress.bind(renderers, names, options.limits, api_key, allow_origins, host)
 
 
 @dataclass
@@ -311,13 +311,16 @@ def serve_live(character: Character | str | os.PathLike | None = None, *, replic
                address: str = "auto", host: str = "127.0.0.1", port: int = 5100, api_key: str | None = None,
                limits: ServerLimits | None = None, settings: str | os.PathLike | dict | None = None,
                emotions_dir: str | os.PathLike | None = None, effects: Any = None, seed: int | None = None,
-               engine: EngineSpec | None = None, visemes: str | os.PathLike | dict | None = None) -> LiveCluster:
+               engine: EngineSpec | None = None, visemes: str | os.PathLike | dict | None = None,
+               allow_origins: Iterable[str] | None = None) -> LiveCluster:
     """Deploy the live server on Ray Serve with ``replicas`` renderers (default: one per GPU, else as many as this
     machine's CPUs allow) and return once it answers at ``host:port``. ``address``: ``local``, ``auto`` or a
     cluster's (see :func:`connect`). ``limits`` apply per renderer (``max_sessions`` counts its sessions);
     ``settings`` and ``visemes`` (each a JSON file or overrides) are read here; ``emotions_dir`` is read by each
-    renderer."""
-    if not api_key and not _is_loopback(host):
+    renderer. ``allow_origins``: the web pages allowed to call it besides its own and this machine's, as for
+    :class:`LiveServer`."""
+    origins = parse_origins(allow_origins)
+    if not api_key and not is_loopback(host):
         message = (f"the live server on Ray Serve listens on {host}, reachable from other machines, WITHOUT an API "
                    "key: anyone who can reach this port can load images and change the animation. Pass api_key= "
                    "(CLI: --api-key), and put TLS in front of it (README, 'Security').")
@@ -334,7 +337,7 @@ def serve_live(character: Character | str | os.PathLike | None = None, *, replic
         serve = _serve()
         logging.getLogger("ray.serve").setLevel(logging.WARNING)
         serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
-        serve.run(live_app(options, plan, api_key), name=APP_NAME, route_prefix="/",
+        serve.run(live_app(options, plan, api_key, origins, host), name=APP_NAME, route_prefix="/",
                   logging_config={"log_level": "WARNING"})
     except BaseException:
         connection.close()

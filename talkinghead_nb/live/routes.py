@@ -14,15 +14,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Body, FastAPI, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.exceptions import HTTPException
 
 from ..effects import PRESETS
 from ..effects import documentation as effects_documentation
 from ..encoding import check_format
-from ..speech import synthesize, track_from_timeline
 from .feed import feed_parts
+from .http import is_multipart, while_connected
 from .session import MAX_SPEECH_DELAY
 from .settings import AnimatorSettings
 
@@ -104,7 +103,7 @@ def add_routes(app: FastAPI, server: LiveServer) -> None:  # noqa: C901 — one 
     async def speak(request: Request, delay: Annotated[float, Query(ge=0, le=MAX_SPEECH_DELAY)] = 0.0,
                     session_id: str = DEFAULT_SESSION):
         session = server.session(session_id)
-        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        if is_multipart(request.headers.get("content-type")):  # as BodyLimit decides: the upload limit
             async with request.form(max_files=1, max_fields=4) as form:
                 upload = form.get("file")
                 if not isinstance(upload, StarletteUpload):
@@ -119,10 +118,9 @@ def add_routes(app: FastAPI, server: LiveServer) -> None:  # noqa: C901 — one 
         if (body.text is None) == (body.timeline is None):
             raise HTTPException(422, "send either 'text' (to be spoken) or 'timeline' (a TTS engine's timing)")
         if body.timeline is not None:
-            track = await run_in_threadpool(track_from_timeline, body.timeline, voice=body.voice,
-                                           table=server.visemes)
+            track = await server.speech_from_timeline(body.timeline, body.voice)
             return {"status": "ok", "duration": round(session.speak(track, body.delay or delay), 3)}
-        speech = await run_in_threadpool(synthesize, body.text, body.voice, body.rate, table=server.visemes)
+        speech = await server.speech_from_text(body.text, body.voice, body.rate)
         duration = session.speak(speech.track, body.delay or delay)
         return Response(speech.wav(), media_type="audio/wav", headers={"X-Speech-Duration": f"{duration:.3f}"})
 
@@ -136,6 +134,7 @@ def add_routes(app: FastAPI, server: LiveServer) -> None:  # noqa: C901 — one 
     @app.get("/", summary="The viewer page: the feed, emotion buttons, talking, pause, stats; ?controls=0 for OBS",
              include_in_schema=False)
     @app.get("/sessions/{session_id}", include_in_schema=False)
+    @app.get("/sessions/{session_id}/", include_in_schema=False)  # no redirect: its URL would come from Host
     def viewer_page(session_id: str = DEFAULT_SESSION):
         server.session(session_id)  # an unknown session: 404 here, not a page that cannot load
         return FileResponse(STATIC / "viewer.html", media_type="text/html")
@@ -195,10 +194,14 @@ def add_routes(app: FastAPI, server: LiveServer) -> None:  # noqa: C901 — one 
 
     @twin("post", "record", "Record this session with exact renders at a fixed rate and answer with the file: "
           "{\"seconds\": 3, \"format\": \"webp|png|gif|webm|mp4\", \"fps\": 25, \"emotion\": …, "
-          "\"talking\": …, \"steps\": [{\"at\": 1, \"emotion\": \"joy\"}]} (at most 30 s; one at a time)")
-    async def record_clip(data: Annotated[Any, Body()], session_id: str = DEFAULT_SESSION):
-        body, media_type = await run_in_threadpool(server.record_clip, server.session(session_id), data)
-        return Response(body, media_type=media_type)
+          "\"talking\": …, \"steps\": [{\"at\": 1, \"emotion\": \"joy\"}]} (at most 30 s; one at a time; it stops "
+          "when the client disconnects)")
+    async def record_clip(request: Request, data: Annotated[Any, Body()], session_id: str = DEFAULT_SESSION):
+        session = server.session(session_id)
+        clip = await while_connected(request, lambda cancel: server.record_clip(session, data, cancel))
+        if clip is None:  # the client left: nobody reads this answer
+            return Response(status_code=499)
+        return Response(clip[0], media_type=clip[1])
 
     @twin("get", "stats", "Render and encode times, frames rendered and sent, output FPS, render-thread health")
     def stats(session_id: str = DEFAULT_SESSION):

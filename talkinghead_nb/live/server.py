@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import ipaddress
 import logging
 import os
 import re
@@ -22,13 +21,12 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from ..character import Character, load_character
@@ -36,8 +34,8 @@ from ..emotions import EmotionLibrary
 from ..engine import Poser
 from ..engine.scheduler import RenderScheduler
 from ..messages import short_repr
-from ..speech import Track, load_visemes, track_from_audio
-from .http import ApiKeyGuard, BodyLimit, CapacityError, ServerLimits, SessionIdCheck, add_error_handlers
+from ..speech import Speech, Track, load_visemes, synthesize, track_from_audio, track_from_timeline
+from .http import CapacityError, ServerLimits, add_error_handlers, add_guards, is_loopback, parse_origins
 from .pump import Viewer
 from .routes import DEFAULT_SESSION, add_routes
 from .session import CommandError, LiveSession, SessionNotFound
@@ -48,7 +46,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 5100  # SillyTavern-Extras' port, so that clients configured for it find us
-DECODE_WAIT_S = 30.0  # an upload waits this long for its turn to be decoded, then gets a 429
+DECODE_WAIT_S = 30.0  # an upload (or a timeline, a text) waits this long for its turn to be decoded, then gets a 429
 DECODE_POLL_S = 0.02  # how often a waiting upload looks for its turn
 API_RECORD_SECONDS = 30.0  # the longest recording a client may ask for (each frame is an exact render)
 MAX_RECORD_FPS = 60
@@ -68,6 +66,10 @@ class LiveServer:
     animator JSON file, a dict of overrides, or None (defaults and the project's ``animator.json``); ``visemes``, the
     same for the lip-sync viseme table (the project's ``visemes.json``). ``limits``: what a
     client may make the server hold (:class:`ServerLimits`; ``max_upload_mb`` is a shortcut for its upload limit).
+    ``allow_origins``: the web pages, besides its own and those on this machine (``http://127.0.0.1:<any port>``,
+    ``localhost``, ``[::1]``: SillyTavern's by default), that may call the API from a browser, such as
+    ``["http://192.168.1.20:8000"]`` for a SillyTavern on another machine; other sites' pages get a 403, with or
+    without ``api_key``.
     ``batch_sessions`` (default: on a GPU): the frames that the sessions ask for at about the same time are rendered in
     one forward pass (:class:`~talkinghead_nb.engine.scheduler.RenderScheduler`). ``model``, ``device``, ``compile``
     and ``backend`` build the engine (see :class:`Poser`; on a CPU ``backend="openvino-bf16"`` renders about 4× the
@@ -83,7 +85,7 @@ class LiveServer:
                  emotions_dir: str | os.PathLike | None = None, limits: ServerLimits | None = None,
                  max_upload_mb: float | None = None, seed: int | None = None, compile: bool = False,
                  backend: str = "torch", batch_sessions: bool | None = None,
-                 visemes: str | os.PathLike | dict | None = None):
+                 visemes: str | os.PathLike | dict | None = None, allow_origins: Iterable[str] | None = None):
         self.limits = limits or ServerLimits()
         if max_upload_mb is not None:
             self.limits = ServerLimits(**{**self.limits.__dict__, "max_upload_mb": max_upload_mb})
@@ -95,6 +97,7 @@ class LiveServer:
         self.scheduler = RenderScheduler(self.poser, max_batch=self.limits.max_sessions) if batch_sessions else None
         self.host, self.port = host, port
         self.api_key = api_key or None
+        self.allow_origins = parse_origins(allow_origins)
         self.settings, problems = load_settings(*_file_or_overrides(settings))
         for problem in problems:
             log.warning("animator settings: %s", problem)
@@ -169,24 +172,36 @@ class LiveServer:
         """The viseme track of an uploaded audio file (WAV, FLAC, OGG; at most ``speech.MAX_SECONDS`` long)."""
         return await self._decoding(lambda: track_from_audio(data, table=self.visemes))
 
+    async def speech_from_timeline(self, timeline: Any, voice: str) -> Track:
+        """The viseme track of a TTS engine's timeline (see ``track_from_timeline``), in turn with the decodes."""
+        return await self._decoding(lambda: track_from_timeline(timeline, voice=voice, table=self.visemes))
+
+    async def speech_from_text(self, text: str, voice: str, rate: int) -> Speech:
+        """``text`` spoken by eSpeak NG (its audio and viseme track), in turn with the decodes."""
+        return await self._decoding(lambda: synthesize(text, voice, rate, table=self.visemes))
+
     async def _decoding(self, decode: Callable[[], T]) -> T:
-        """``decode()`` in a worker thread, with at most ``max_decodes`` uploads being decoded at once (each may
-        take tens of MB). An upload waits for its turn in the event loop, not in a worker thread: the feeds and the
-        other routes share those threads, and queued uploads must not hold them."""
+        """``decode()`` in a worker thread, with at most ``max_decodes`` uploads, timelines and texts being decoded
+        at once (each may take tens of MB and a core; four timelines at once took 1.3 GB and starved the feeds). A
+        request waits for its turn in the event loop, not in a worker thread: the feeds and the other routes share
+        those threads, and queued requests must not hold them."""
         deadline = time.monotonic() + DECODE_WAIT_S
         while not self._decodes.acquire(blocking=False):
             if time.monotonic() >= deadline:
-                raise CapacityError("too many uploads are being decoded at once; try again in a moment")
+                raise CapacityError("too many uploads, timelines or texts are being decoded at once (the server's "
+                                    "max_decodes); try again in a moment")
             await asyncio.sleep(DECODE_POLL_S)
         try:
             return await run_in_threadpool(decode)
         finally:
             self._decodes.release()
 
-    def record_clip(self, session: LiveSession, data: Any) -> tuple[bytes, str]:
+    def record_clip(self, session: LiveSession, data: Any,
+                    cancel: threading.Event | None = None) -> tuple[bytes, str]:
         """A recording of ``session`` for a client: ``{"format": "webp", "fps": 25, "seconds": 3, "emotion": …,
         "talking": …, "steps": […]}`` (the script's fields, at most ``API_RECORD_SECONDS`` long) → the file's bytes
-        and media type. One recording at a time per server (each keeps the engine busy)."""
+        and media type. One recording at a time per server (each keeps the engine busy); ``cancel`` set (the client
+        left) stops it at the next frame, with ``RecordingCancelled``, and frees the slot."""
         if not isinstance(data, dict):
             raise CommandError("send a JSON object such as {\"seconds\": 3, \"format\": \"webp\"}")
         fmt = data.get("format", "webp")
@@ -202,7 +217,7 @@ class LiveServer:
         try:
             with tempfile.TemporaryDirectory(prefix="talkinghead-record-") as folder:
                 out = Path(folder) / f"clip.{fmt}"
-                session.record(out, script=script, fps=float(fps), max_seconds=API_RECORD_SECONDS)
+                session.record(out, script=script, fps=float(fps), max_seconds=API_RECORD_SECONDS, cancel=cancel)
                 return out.read_bytes(), RECORD_TYPES[fmt]
         finally:
             self._recordings.release()
@@ -232,7 +247,7 @@ class LiveServer:
             previous = LiveServer._running.get((self.host, self.port))
         if previous is not None and previous is not self:
             previous.stop()
-        if not self.api_key and not _is_loopback(self.host):
+        if not self.api_key and not is_loopback(self.host):
             message = (f"the live server listens on {self.host}, reachable from other machines, WITHOUT an API key: "
                        "anyone who can reach this port can load images and change the animation. Pass api_key= "
                        "(CLI: --api-key), and put TLS in front of it (README, 'Security').")
@@ -305,32 +320,20 @@ class LiveServer:
     # ---- the app --------------------------------------------------------------------------------------------------
 
     def _create_app(self) -> FastAPI:
-        app = FastAPI(title="talkinghead-nb live server", version="1",
+        # No redirect to add or drop a trailing slash: Starlette builds its URL from the Host header, which a client
+        # forges (GET /sessions/default/ with "Host: evil.example" answered a redirect to evil.example).
+        app = FastAPI(title="talkinghead-nb live server", version="1", redirect_slashes=False,
                       description="The SillyTavern-Extras talkinghead API, plus sessions for several characters. "
                                   "Classic routes act on the session 'default'.")
         add_error_handlers(app)
         add_routes(app, self)
-        # Added last = outermost: CORS headers go on every answer, the refusals of the inner layers too.
-        app.add_middleware(SessionIdCheck)
-        app.add_middleware(BodyLimit, limits=self.limits)
-        if self.api_key:
-            app.add_middleware(ApiKeyGuard, key=self.api_key)
-        app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
+        add_guards(app, limits=self.limits, api_key=self.api_key, allow_origins=self.allow_origins, host=self.host)
         return app
 
 
 def _stem(filename: str | None) -> str:
     stem = os.path.splitext(os.path.basename(filename or "upload"))[0]
     return re.sub(r"[^\w.-]", "_", stem)[:64] or "upload"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -14,7 +14,7 @@ from ..emotions import EmotionLibrary, EmotionTemplates, parse_templates
 from ..engine import Poser
 from ..engine.scheduler import RenderScheduler
 from ..imaging import tensor_to_rgba
-from ..messages import name_list, short_repr
+from ..messages import name_list, short_repr, summary
 from ..speech import Speech, Track
 from .animator import Animator
 from .pump import FramePump, Viewer
@@ -32,11 +32,6 @@ class CommandError(ValueError):
 
 class SessionNotFound(LookupError):
     """No live session has that id."""
-
-
-def _summary(problems: list[str], limit: int = 5) -> str:
-    more = f"; … and {len(problems) - limit} more problems" if len(problems) > limit else ""
-    return "; ".join(problems[:limit]) + more
 
 
 class LiveSession:
@@ -123,7 +118,7 @@ class LiveSession:
         if data != {}:
             poses, problems = parse_templates(data, "the request")
             if problems:
-                raise CommandError("emotion templates not loaded: " + _summary(problems))
+                raise CommandError("emotion templates not loaded: " + summary(problems))
             templates = EmotionTemplates({**templates.poses, **poses},
                                          {**templates.sources, **dict.fromkeys(poses, "request")})
         self.animator.set_templates(templates, time.monotonic())
@@ -133,17 +128,19 @@ class LiveSession:
         """``{}`` restores the defaults this session started with; otherwise the given settings apply, all or none."""
         settings, problems = self.default_settings.merged(data, "the request")
         if problems:
-            raise CommandError("animator settings not loaded: " + _summary(problems))
+            raise CommandError("animator settings not loaded: " + summary(problems))
         self.animator.set_settings(settings)
         return settings
 
     def record(self, out: str | os.PathLike, seconds: float = 5.0, *, script: Any = None, fps: float | None = None,
                speech: Speech | None = None, background: tuple[int, int, int] = (255, 255, 255),
-               max_seconds: float | None = None, progress: Callable | None = None) -> Recording:
+               max_seconds: float | None = None, progress: Callable | None = None,
+               cancel: threading.Event | None = None) -> Recording:
         """Record this session (its character, templates, settings, effects) into ``out`` (.webp, .png, .gif, .webm,
         .mp4) with exact renders at ``fps`` (default: the animator's target_fps), not the live rate: ``seconds`` from
         its current emotion and talking state, or a ``script`` (a :class:`Script` or its JSON). The live feed goes on,
-        slower while the engine also renders the recording. Bad input raises :class:`CommandError`."""
+        slower while the engine also renders the recording. Bad input raises :class:`CommandError`; ``cancel`` set
+        stops the recording at its next frame (``RecordingCancelled``, no file)."""
         from ..recording import MAX_SECONDS, Script, ScriptError, record
         templates = self.animator.templates
         try:
@@ -154,7 +151,7 @@ class LiveSession:
             return record(self.poser, self.character, templates, out, script,
                           fps=fps or self.animator.settings.target_fps, speech=speech,
                           settings=self.animator.settings, effects=self.effects, background=background,
-                          progress=progress)
+                          progress=progress, cancel=cancel)
         except ScriptError as e:
             raise CommandError(str(e)) from None
 
