@@ -6,10 +6,15 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +27,7 @@ from talkinghead_nb.cluster import export_many, find_characters
 from talkinghead_nb.cluster import worker as worker_module
 from talkinghead_nb.cluster.batch import _windowed
 from talkinghead_nb.cluster.engines import EngineSpec
-from talkinghead_nb.cluster.manifest import LOCK, MANIFEST, publish
+from talkinghead_nb.cluster.manifest import JOURNAL, LOCK, MANIFEST, MARKER, BatchLock, ForeignFolder, Manifest, publish
 from talkinghead_nb.cluster.worker import BatchSettings, Job, SpriteWorker
 from talkinghead_nb.emotions import EmotionLibrary
 from talkinghead_nb.sprites import export_many as from_sprites
@@ -51,7 +56,7 @@ def check_outputs(out, good, broken=("noalpha", "small"), names=NAMES):
         assert entry["status"] == "done" and entry["sprites"] == len(names) and entry["seconds"] > 0
         assert entry["folder"] == str(out / name)
         files = sorted(p.name for p in (out / name).iterdir())
-        assert files == sorted([f"{n}.png" for n in names] + ["_emotions.json"])
+        assert files == sorted([f"{n}.png" for n in names] + ["_emotions.json", MARKER])
         frames = [np.asarray(Image.open(out / name / f"{n}.png")) for n in names]
         assert all(f.shape == (512, 512, 4) for f in frames)
         assert not np.array_equal(frames[0], frames[1])  # each emotion has its own picture
@@ -109,12 +114,100 @@ def test_a_batch_records_every_character_and_a_second_run_resumes(tmp_path):
     assert third.rendered == ["small"] and sorted(third.failed) == ["empty", "noalpha"]
 
 
-def test_publish_replaces_a_folder_whole(tmp_path):
-    (tmp_path / "joy").mkdir()
-    (tmp_path / "joy" / "stale.png").write_bytes(b"old")
+def test_publish_replaces_its_own_folder_whole_and_no_other_without_overwrite(tmp_path):
+    publish(tmp_path, "joy", {"neutral.png": b"old", "stale.png": b"old"}, {"neutral": {}})
     publish(tmp_path, "joy", {"neutral.png": b"new"}, {"neutral": {}})
-    assert sorted(p.name for p in (tmp_path / "joy").iterdir()) == ["_emotions.json", "neutral.png"]
-    assert [p.name for p in tmp_path.iterdir()] == ["joy"]
+    assert sorted(p.name for p in (tmp_path / "joy").iterdir()) == [MARKER, "_emotions.json", "neutral.png"]
+    assert (tmp_path / "joy" / "neutral.png").read_bytes() == b"new"
+
+    (tmp_path / "mine").mkdir()  # made by hand: left alone
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    (tmp_path / "joy" / "notes.txt").write_text("added by hand")  # the batch's folder, with a file of the user's
+    (tmp_path / "plain").write_text("a file")
+    (tmp_path / "link").symlink_to(tmp_path / "mine")
+    for name, why in (("mine", "the batch did not make it"), ("plain", "it is a file or a link, not a folder"),
+                      ("link", "it is a file or a link, not a folder"),
+                      ("joy", r"it holds files the batch did not write \(notes\.txt\)")):
+        with pytest.raises(ForeignFolder, match=rf"{re.escape(str(tmp_path / name))} exists and {why}.*--overwrite"):
+            publish(tmp_path, name, {"neutral.png": b"new"}, {"neutral": {}})
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    assert (tmp_path / "joy" / "notes.txt").read_text() == "added by hand"
+    assert (tmp_path / "plain").read_text() == "a file"
+
+    for name in ("link", "mine", "plain"):
+        publish(tmp_path, name, {"neutral.png": b"new"}, {"neutral": {}}, overwrite=True)
+        assert sorted(p.name for p in (tmp_path / name).iterdir()) == [MARKER, "_emotions.json", "neutral.png"]
+        assert not (tmp_path / name).is_symlink()
+        if name == "link":  # the link was replaced, not what it points to
+            assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["joy", "link", "mine", "plain"]  # nothing left beside
+
+
+WATCH = """import os, sys
+path, stop, missing = sys.argv[1], sys.argv[2], 0
+print("ready", flush=True)
+while not os.path.exists(stop):
+    missing += not os.path.exists(path)
+print(missing)
+"""
+
+
+def test_a_folder_being_replaced_is_never_missing(tmp_path):
+    """Replaced in one step: another process that looks all the time never finds the folder gone."""
+    publish(tmp_path, "c", {"neutral.png": b"0"}, {"neutral": {}})
+    stop = tmp_path / "stop"
+    watcher = subprocess.Popen([sys.executable, "-c", WATCH, str(tmp_path / "c" / "neutral.png"), str(stop)],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert watcher.stdout.readline() == "ready\n"
+        for i in range(300):
+            publish(tmp_path, "c", {"neutral.png": str(i).encode()}, {"neutral": {}})
+    finally:
+        stop.touch()
+        missing = watcher.communicate(timeout=60)[0]
+    assert missing == "0\n"
+    assert (tmp_path / "c" / "neutral.png").read_bytes() == b"299"
+
+
+class Intruder(CpuFakePoser):
+    """Makes a folder of the user's (``folder/notes.txt``) appear while the batch renders its first character."""
+
+    def __init__(self, folder: Path, log: str):
+        super().__init__(log=log)
+        self.folder = folder
+
+    def render_array(self, character, poses):
+        if not self.folder.exists():
+            self.folder.mkdir()
+            (self.folder / "notes.txt").write_text("mine")
+        return super().render_array(character, poses)
+
+
+def test_a_batch_leaves_folders_it_did_not_make_alone_unless_overwrite(tmp_path):
+    folder = make_characters(tmp_path / "in", good=3)
+    out = tmp_path / "out"
+    (out / "crypko_00").mkdir(parents=True)
+    (out / "crypko_00" / "notes.txt").write_text("mine")  # there before the batch
+    log = tmp_path / "renders.log"
+    first = export_many(folder, out, names=NAMES, progress=False,
+                        make_poser=functools.partial(Intruder, out / "crypko_02", str(log)))  # … and during it
+    assert first.rendered == ["crypko_01"] and sorted(first.failed) == ["crypko_00", "crypko_02", "noalpha", "small"]
+    assert len(log.read_text().splitlines()) == 2 * len(NAMES)  # crypko_00 was refused before rendering
+    manifest = json.loads((out / MANIFEST).read_text())["characters"]
+    for name in ("crypko_00", "crypko_02"):
+        assert sorted(p.name for p in (out / name).iterdir()) == ["notes.txt"]
+        assert (out / name / "notes.txt").read_text() == "mine"
+        finding = manifest[name]["findings"][-1]
+        assert finding["check"] == "folder" and manifest[name]["folder"] is None
+        assert finding["message"] == manifest[name]["error"] == (
+            f"{out / name} exists and the batch did not make it, so the batch leaves it alone: move it away, or "
+            "replace it with overwrite=True (--overwrite)")
+        assert "--overwrite" in finding["fix"]
+
+    second = export_many(folder, out, names=NAMES, make_poser=CpuFakePoser, progress=False, retry_failed=True,
+                         overwrite=True)
+    assert sorted(second.rendered) == ["crypko_00", "crypko_02"] and second.skipped == ["crypko_01"]
+    check_outputs(out, [f"crypko_{i:02}" for i in range(3)])  # replaced whole: no notes.txt
 
 
 def test_worker_processes_render_each_character_once(tmp_path):
@@ -162,10 +255,10 @@ def test_a_second_run_into_the_same_folder_is_refused_and_a_dead_runs_lock_taken
     out.mkdir()
     partial = out / ".crypko_00.partial-x"
     partial.mkdir()  # the running batch's folder being written
-    (out / LOCK).write_text(f"{socket.gethostname()}:{os.getpid()}")  # a run that is alive: this process
-    with pytest.raises(RuntimeError, match=rf"another batch run \(.*:{os.getpid()}\) is writing into .*out: wait"):
+    with BatchLock(out), pytest.raises(RuntimeError, match=rf"another batch run \({socket.gethostname()}:"
+                                                          rf"{os.getpid()}\) is writing into .*out: wait"):
         export_many(folder, out, names=NAMES, make_poser=CpuFakePoser, progress=False)
-    assert partial.is_dir() and (out / LOCK).exists()
+    assert partial.is_dir()
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -210,3 +303,108 @@ def test_in_process_the_allocator_is_tuned_only_when_asked(tmp_path, monkeypatch
     export_many(folder, tmp_path / "a", names=NAMES, make_poser=CpuFakePoser, progress=False)
     export_many(folder, tmp_path / "b", names=NAMES, make_poser=CpuFakePoser, progress=False, tune_allocator=True)
     assert seen == [False, True]
+
+
+@pytest.fixture
+def switch_often():
+    """Threads switch every microsecond (instead of every 5 ms): more interleavings of the contenders' steps."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(before)
+
+
+def _contend(folder: Path, start: threading.Barrier, end: threading.Barrier, won: list[int]) -> None:
+    """Take the batch lock at the same moment as the other contenders (``start``), and hold it, if won, until every
+    contender has tried (``end``)."""
+    start.wait()
+    try:
+        with BatchLock(folder):
+            won.append(threading.get_ident())
+            end.wait()
+    except RuntimeError:
+        end.wait()
+
+
+def test_a_dead_runs_lock_is_taken_over_by_exactly_one_contender(tmp_path, switch_often):
+    """A lock left by a run that died, and four runs starting at once, 300 times: each time exactly one goes on (each
+    contender opens the lock file itself, as a process of its own would)."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    contenders, winners = 4, []
+    for trial in range(300):
+        folder = tmp_path / f"{trial}"
+        folder.mkdir()
+        (folder / LOCK).write_text(f"{socket.gethostname()}:{dead.pid}")
+        start, end, won = threading.Barrier(contenders), threading.Barrier(contenders), []
+        threads = [threading.Thread(target=_contend, args=(folder, start, end, won)) for _ in range(contenders)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        winners.append(len(won))
+        assert not (folder / LOCK).exists()  # the winner removed it
+    assert {trial: n for trial, n in enumerate(winners) if n != 1} == {}
+
+
+def test_a_killed_run_resumes_from_its_journal_and_a_line_cut_short_is_ignored(tmp_path):
+    folder = make_characters(tmp_path / "in", good=6)
+    out = tmp_path / "out"
+    script = ("import functools, sys; from talkinghead_nb.cluster import export_many; "
+              "from tests.cluster_fakes import CpuFakePoser; "
+              "export_many(sys.argv[1], sys.argv[2], names=('neutral', 'joy'), progress=False, "
+              "make_poser=functools.partial(CpuFakePoser, 0.5))")
+    process = subprocess.Popen([sys.executable, "-c", script, str(folder), str(out)], cwd=Path(__file__).parent.parent,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300  # only stops a hung test
+        while len(_recorded(out)) < 2 or b"\n" not in _read(out / JOURNAL):  # some results only in the journal
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)  # no clean-up: _batch.json is not brought up to date
+        process.communicate()
+    finally:
+        process.kill()
+    recorded = _recorded(out)
+    todo = sorted({f"crypko_{i:02}" for i in range(6)} - set(recorded))
+    assert len(recorded) >= 2 and todo, "killed midway"
+    assert (out / JOURNAL).exists()
+    with (out / JOURNAL).open("a") as journal:
+        journal.write(json.dumps({"name": todo[0], "status": "done"})[:20])  # a line cut short by a crash
+
+    log = tmp_path / "renders.log"
+    result = export_many(folder, out, names=NAMES, make_poser=functools.partial(CpuFakePoser, log=str(log)),
+                         progress=False)
+    assert sorted(result.skipped) == sorted(n for n, status in recorded.items() if status == "done")
+    assert sorted(result.rendered) == todo and sorted(result.kept_failed + result.failed) == ["noalpha", "small"]
+    assert len(log.read_text().splitlines()) == len(NAMES) * len(todo)  # nothing recorded was rendered again
+    check_outputs(out, [f"crypko_{i:02}" for i in range(6)])
+    assert not (out / JOURNAL).exists()  # folded into _batch.json
+
+
+def _recorded(out: Path) -> dict[str, str]:
+    """``{name: status}`` of what a run recorded: ``_batch.json``, then its journal's complete lines."""
+    try:
+        recorded = {n: e["status"] for n, e in json.loads((out / MANIFEST).read_text())["characters"].items()}
+    except FileNotFoundError:
+        recorded = {}
+    lines = _read(out / JOURNAL).decode().split("\n")[:-1]
+    return recorded | {(entry := json.loads(line))["name"]: entry["status"] for line in lines}
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def test_a_damaged_journal_line_before_the_last_is_refused_with_the_fix(tmp_path):
+    lines = [json.dumps({"name": "a", "status": "failed"}), "{not json", json.dumps({"name": "b", "status": "failed"})]
+    (tmp_path / JOURNAL).write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=rf"{re.escape(str(tmp_path / JOURNAL))} is damaged at line 2 .*delete it"):
+        Manifest(tmp_path)
+    (tmp_path / JOURNAL).write_text("\n".join(lines[:1] + lines[2:] + lines[1:2]))  # the last one, cut short
+    assert Manifest(tmp_path).characters == {"a": {"status": "failed"}, "b": {"status": "failed"}}
+    assert json.loads((tmp_path / MANIFEST).read_text())["characters"].keys() == {"a", "b"}
+    assert not (tmp_path / JOURNAL).exists()

@@ -23,7 +23,7 @@ from ..emotions import EMOTIONS, EmotionLibrary
 from ..sprites import emotions_document
 from .engines import EngineSpec, threads_per_engine
 from .inputs import find_characters
-from .manifest import BatchLock, Manifest, publish, remove_partials
+from .manifest import BatchLock, ForeignFolder, Manifest, foreign, publish, remove_partials
 from .worker import (
     DONE,
     FAILED,
@@ -38,6 +38,8 @@ from .worker import (
 MAX_INPUT_BYTES = 64 * 2**20  # far above any character image; a larger file is refused unread
 DEFAULT_STALL_SECONDS = 900.0  # no character finished for this long: a Ray run says so and stops
 IN_FLIGHT_PER_WORKER = 2  # jobs handed out per worker process: one rendering, one waiting, no more in memory
+FOLDER_FIX = ("move the folder away (or rename the character's file), or add overwrite=True (--overwrite) to replace "
+              "it; then run again with retry_failed=True (--retry-failed)")
 
 
 @dataclass
@@ -70,8 +72,8 @@ def export_many(inputs: str | os.PathLike | Iterable[str | os.PathLike], out_dir
                 names: Sequence[str] = EMOTIONS, ray: str | None = None, workers: int | None = None,
                 model: str = "auto", device: str = "auto", backend: str = "torch", models: str | None = None,
                 offline: bool = False, fit: bool = False, emotions_dir: str | os.PathLike | None = None,
-                retry_failed: bool = False, tune_allocator: bool | None = None, progress: bool = True,
-                stall_seconds: float = DEFAULT_STALL_SECONDS,
+                retry_failed: bool = False, overwrite: bool = False, tune_allocator: bool | None = None,
+                progress: bool = True, stall_seconds: float = DEFAULT_STALL_SECONDS,
                 make_poser: Callable[[], Any] | None = None) -> BatchResult:
     """Export the sprites (``names``, default all 28) of every character in ``inputs`` (a folder, a ``.txt`` list,
     a glob pattern, or paths) into ``out_dir/<name>/``, and record each in ``out_dir/_batch.json``.
@@ -80,8 +82,10 @@ def export_many(inputs: str | os.PathLike | Iterable[str | os.PathLike], out_dir
     With ``ray``: ``"local"`` (a Ray started here, sized so that it cannot starve), ``"auto"`` (the running cluster,
     else a local one) or a cluster's address; Ray Data renders on an actor pool of ``workers`` engines (one GPU each
     where the cluster has GPUs). Characters done in an earlier run are skipped; failed ones are retried only with
-    ``retry_failed``. A folder ``out_dir/<name>`` is replaced whole when its character is rendered. Worker processes
-    are spawned: a script that calls this needs the ``if __name__ == "__main__":`` guard.
+    ``retry_failed``. A folder ``out_dir/<name>`` that the batch made is replaced whole (in one step) when its
+    character is rendered again; anything else there (a folder the batch did not make, or one with files added) is
+    left alone and its character fails, unless ``overwrite``. Worker processes are spawned: a script that calls this
+    needs the ``if __name__ == "__main__":`` guard.
 
     ``tune_allocator`` (on a CPU, see ``engine.acceleration.retain_freed_memory``): by default (None) the worker
     processes and Ray actors, which are the batch's own, are tuned, and the calling process is left as it is (the
@@ -98,11 +102,12 @@ def export_many(inputs: str | os.PathLike | Iterable[str | os.PathLike], out_dir
     out.mkdir(parents=True, exist_ok=True)
     with BatchLock(out):
         return _run(characters, out, settings, ray=ray, workers=workers, retry_failed=retry_failed,
-                    progress=progress, stall_seconds=stall_seconds, tune_here=bool(tune_allocator))
+                    overwrite=overwrite, progress=progress, stall_seconds=stall_seconds,
+                    tune_here=bool(tune_allocator))
 
 
 def _run(characters: dict[str, Path], out: Path, settings: BatchSettings, *, ray: str | None, workers: int | None,
-         retry_failed: bool, progress: bool, stall_seconds: float, tune_here: bool) -> BatchResult:
+         retry_failed: bool, overwrite: bool, progress: bool, stall_seconds: float, tune_here: bool) -> BatchResult:
     start = time.perf_counter()
     remove_partials(out)  # safe: the lock says that no other run is writing here
     manifest = Manifest(out)
@@ -118,11 +123,12 @@ def _run(characters: dict[str, Path], out: Path, settings: BatchSettings, *, ray
             todo[name] = path
     emotions = emotions_document(settings.templates, settings.names)
     from tqdm.auto import tqdm
-    answers = _answers(todo, settings, ray, workers, stall_seconds, tune_here)
-    with closing(answers), tqdm(total=len(todo), desc="characters", unit="character", disable=not progress) as bar:
+    answers = _answers(todo, settings, ray, workers, stall_seconds, tune_here, out=None if overwrite else out)
+    with closing(answers), manifest, tqdm(total=len(todo), desc="characters", unit="character",
+                                          disable=not progress) as bar:
         for answer in answers:
             if answer["status"] == DONE:
-                publish(out, answer["name"], answer["files"], emotions)
+                answer = _published(out, answer, emotions, overwrite)
             manifest.record(answer)
             (result.rendered if answer["status"] == DONE else result.failed).append(answer["name"])
             bar.set_postfix(failed=len(result.failed), refresh=False)
@@ -131,13 +137,25 @@ def _run(characters: dict[str, Path], out: Path, settings: BatchSettings, *, ray
     return result
 
 
+def _published(out: Path, answer: dict, emotions: dict, overwrite: bool) -> dict:
+    """``answer`` once its folder is in place; or, when something the batch may not replace took the place while
+    the character was rendered, the character's failed answer."""
+    try:
+        publish(out, answer["name"], answer["files"], emotions, overwrite=overwrite)
+    except ForeignFolder as e:
+        return {**answer, "status": FAILED, "files": {}, "error": str(e),
+                "findings": [*answer["findings"], _finding("folder", str(e), FOLDER_FIX)]}
+    return answer
+
+
 def _answers(todo: dict[str, Path], settings: BatchSettings, ray: str | None, workers: int | None,
-             stall_seconds: float, tune_here: bool) -> Iterator[dict]:
-    """The answer for each character, as it comes: first those known without a worker (files that cannot be read).
-    The others' bytes are read only when their job is handed out, so a large catalogue is never in memory at once."""
+             stall_seconds: float, tune_here: bool, out: Path | None) -> Iterator[dict]:
+    """The answer for each character, as it comes: first those known without a worker (files that cannot be read,
+    and, with ``out``, characters whose folder there is not the batch's). The others' bytes are read only when their
+    job is handed out, so a large catalogue is never in memory at once."""
     readable = {}
     for name, path in todo.items():
-        refused = _refused(name, path)
+        refused = _refused(name, path, out)
         if refused is None:
             readable[name] = path
         else:
@@ -152,11 +170,14 @@ def _answers(todo: dict[str, Path], settings: BatchSettings, ray: str | None, wo
         yield from run_in_pool(jobs, len(readable), settings, workers or 1, tune_here=tune_here)
 
 
-def _refused(name: str, path: Path) -> dict | None:
-    """The failed answer for a character refused before any worker sees it, or None."""
+def _refused(name: str, path: Path, out: Path | None) -> dict | None:
+    """The failed answer for a character refused before any worker sees it, or None. With ``out``, one whose
+    folder there the batch may not replace is refused too."""
     if name.startswith(("_", ".")):  # its folder would clash with _batch.json or the .partial- folders
         return _failed(name, path, "name", f"{path}: a character's name (its file's stem, {name!r}) must not start "
                        "with '_' or '.', which the batch's own files use", "rename the file")
+    if out is not None and (reason := foreign(out / name)):
+        return _failed(name, path, "folder", reason, FOLDER_FIX)
     try:
         _check_size(path)
     except (OSError, ValueError) as e:
@@ -179,9 +200,12 @@ def _job(name: str, path: Path) -> Job | dict:
         return _failed(name, path, "file", str(e))
 
 
+def _finding(check: str, message: str, fix: str = "") -> dict:
+    return {"check": check, "level": "error", "message": message, "fix": fix}
+
+
 def _failed(name: str, path: Path, check: str, message: str, fix: str = "") -> dict:
-    return outcome(name, str(path), FAILED, error=message,
-                   findings=[{"check": check, "level": "error", "message": message, "fix": fix}])
+    return outcome(name, str(path), FAILED, error=message, findings=[_finding(check, message, fix)])
 
 
 def run_in_pool(jobs: Iterable[Job | dict], count: int, settings: BatchSettings, workers: int, *,
