@@ -534,6 +534,20 @@ def cmd_reset_emotions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_classify(args: argparse.Namespace) -> int:
+    from .classify import classify
+    for label, score in classify(args.text)[:args.top]:
+        print(f"{label:<16}{score:.3f}")
+    return 0
+
+
+def cmd_sillytavern(args: argparse.Namespace) -> int:
+    from .sillytavern import install_extension
+    install_extension(args.st_folder, overwrite=args.overwrite, user=args.user, for_all_users=args.all_users,
+                      say=print)
+    return 0
+
+
 def cmd_weights(args: argparse.Namespace) -> int:
     store = WeightsStore(args.models, allow_download=not args.offline)
     for variant in args.variants or VARIANTS:
@@ -766,6 +780,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"any of {', '.join(VARIANTS)} (default: all)")
     p.add_argument("--models", default=None, metavar="DIR", help="models folder (default: the project's models/)")
     p.add_argument("--offline", action="store_true", help="do not download missing variants")
+
+    p = _command(sub, "classify", cmd_classify,
+                 "the emotions a chat message shows, best first, with scores (the offline classifier the server's "
+                 "/api/classify answers SillyTavern with)")
+    p.add_argument("text", help="the message, such as \"Thank you so much!\"")
+    p.add_argument("--top", type=_positive(int), default=5, help="how many emotions to list (default: 5)")
+
+    p = _command(sub, "sillytavern", cmd_sillytavern,
+                 "install our SillyTavern extension (the live avatar in SillyTavern's chat) into a SillyTavern folder")
+    p.add_argument("action", choices=["install"], help="what to do (install: copy the extension into SillyTavern)")
+    p.add_argument("st_folder", metavar="ST_FOLDER", help="the folder SillyTavern is installed in (has server.js)")
+    p.add_argument("--user", default="default-user",
+                   help="the SillyTavern user to install it for (default: default-user; SillyTavern 1.12 and later "
+                        "read a user's extensions from data/<user>/extensions)")
+    p.add_argument("--all-users", action="store_true",
+                   help="install it for all users, into public/scripts/extensions/third-party (SillyTavern releases "
+                        "after 1.12.6; 1.12.6 ignores that folder)")
+    p.add_argument("--overwrite", action="store_true", help="replace an installed version that differs")
     return parser
 
 

@@ -345,7 +345,8 @@ def test_serve_runs_until_interrupted_with_its_key_from_a_file_and_a_named_origi
         url = re.search(r"at (http://127\.0\.0\.1:\d+)", "".join(lines)).group(1)
         key = {"Authorization": "Bearer s3cret-key"}
         assert httpx.get(url + "/api/modules", timeout=30).status_code == 401  # the file's key is needed
-        assert httpx.get(url + "/api/modules", headers=key, timeout=30).json() == {"modules": ["talkinghead"]}
+        assert httpx.get(url + "/api/modules", headers=key, timeout=30).json() == {
+            "modules": ["talkinghead", "classify"]}
         named = httpx.get(url + "/api/modules", headers={**key, "Origin": sillytavern}, timeout=30)
         assert named.headers["access-control-allow-origin"] == sillytavern
         other = httpx.get(url + "/api/modules", headers={**key, "Origin": "https://evil.example"}, timeout=30)
@@ -391,3 +392,20 @@ def test_record_writes_an_animation_and_refuses_what_it_cannot_write(tmp_path):
     assert bad.returncode == 1 and "neither a preset (crt, hologram" in error_line(bad.stderr)
     assert not (tmp_path / "clip.webp").exists() and not (tmp_path / "clip.avi").exists()
 
+
+def test_classify_lists_the_best_emotions_with_their_scores(capsys):
+    assert main(["classify", "Thank you so much, you saved me!", "--top", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and lines[0].split()[0] == "gratitude"
+    scores = [float(line.split()[1]) for line in lines]
+    assert scores == sorted(scores, reverse=True) and 0 < scores[0] <= 1
+
+
+def test_sillytavern_install_copies_the_extension_or_says_why_not(tmp_path):
+    from .test_sillytavern import make_sillytavern
+    st = make_sillytavern(tmp_path / "SillyTavern")
+    done = cli("sillytavern", "install", str(st))
+    assert done.returncode == 0 and "installed" in done.stdout, done.stderr
+    assert (st / "data" / "default-user" / "extensions" / "talkinghead-nb" / "manifest.json").is_file()
+    refused = cli("sillytavern", "install", str(tmp_path))
+    assert refused.returncode == 1 and "SillyTavern" in error_line(refused.stderr)

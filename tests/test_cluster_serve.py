@@ -126,7 +126,7 @@ def count_parts(url: str, seconds: float, out: dict) -> None:
 
 
 def test_sessions_live_on_their_replica_and_feed_through_the_ingress(cluster, client):
-    assert client.get("/api/modules").json() == {"modules": ["talkinghead"]}
+    assert client.get("/api/modules").json() == {"modules": ["talkinghead", "classify"]}
     assert httpx.get(f"{cluster.url}/api/sessions").status_code == 401  # the key is checked at the ingress
 
     created = [client.post("/api/sessions") for _ in range(4)]

@@ -84,7 +84,7 @@ def test_other_formats(server, fmt):
 
 
 def test_modules_and_api_description(client):
-    assert client.get("/api/modules").json() == {"modules": ["talkinghead"]}
+    assert client.get("/api/modules").json() == {"modules": ["talkinghead", "classify"]}
     spec = client.get("/openapi.json").json()
     for path in ("/api/talkinghead/load", "/api/talkinghead/set_emotion", "/api/talkinghead/result_feed",
                  "/api/sessions", "/api/sessions/{session_id}/result_feed"):

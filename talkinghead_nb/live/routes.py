@@ -1,5 +1,5 @@
 """The live server's endpoints: the SillyTavern-Extras talkinghead API (existing clients work unchanged), the
-``classify`` labels its clients ask for, sessions for several characters, and stats.
+``classify`` module its clients ask for (text → emotion), sessions for several characters, and stats.
 
 Each classic route ``/api/talkinghead/<verb>`` acts on the session ``default`` and has a twin
 ``/api/sessions/{session_id}/<verb>`` for any session.
@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 from ..effects import PRESETS
 from ..effects import documentation as effects_documentation
 from ..encoding import check_format
+from .classify_routes import add_classify_routes
 from .feed import feed_parts
 from .http import is_multipart, while_connected
 from .session import MAX_SPEECH_DELAY
@@ -63,12 +64,10 @@ def add_routes(app: FastAPI, server: LiveServer) -> None:  # noqa: C901 — one 
 
     @app.get("/api/modules", summary="The modules this server offers (SillyTavern-Extras)")
     def modules() -> dict[str, list[str]]:
-        return {"modules": ["talkinghead"]}
+        return {"modules": ["talkinghead", "classify"]}
 
-    @app.get("/api/classify/labels", summary="The emotion names the default session can show (what SillyTavern's "
-                                             "classify module lists)")
-    def labels() -> dict[str, list[str]]:
-        return {"labels": server.session(DEFAULT_SESSION).animator.templates.names}
+    add_classify_routes(app, lambda session_id: server.session(session_id).animator.templates.names,
+                        default_session=DEFAULT_SESSION)
 
     @twin("post", "load", "Load the character image (multipart field 'file') and start")
     async def load(file: Annotated[UploadFile, File(description="the character: 512×512 PNG with alpha")],
