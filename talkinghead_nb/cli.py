@@ -423,7 +423,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
             image = prep.fit_to_template(image, template)
             print(f"fit: placed on {image.width}×{image.height}")
         elif name == "edges":
-            halo = prep.find_halo(np.asarray(image))
+            halo = prep.find_halo(np.asarray(image), prep.removed_background(image))
             image = prep.decontaminate_edges(image, halo)
             print(f"edges: {'matted again where ' + halo.describe() if halo.found else 'no halo found, unchanged'}")
         else:

@@ -16,6 +16,7 @@ from ..character import SIZE, CharacterError, find_character, open_image
 from ..layout import FACE_BOX, describe
 from . import analysis as A
 from .analysis import DEFAULT_TEMPLATE, template_alpha
+from .background import removed_background
 from .fixes import REPAIRS
 from .halo import Halo, find_halo
 from .pixels import hex_colour
@@ -125,7 +126,7 @@ def check_character(source: str | os.PathLike | bytes | Image.Image, *,
         return report
     _check_specks(report, rgba)
     _check_hidden_colour(report, rgba)
-    _check_edges(report, rgba)
+    _check_edges(report, rgba, removed_background(image))
     if rgba.shape[:2] == (SIZE, SIZE):
         _check_alignment(report, rgba, template)
     return report
@@ -211,8 +212,8 @@ def _check_hidden_colour(report: Report, rgba: np.ndarray) -> None:
         report.add("hidden", PASS, "no colour under zero alpha")
 
 
-def _check_edges(report: Report, rgba: np.ndarray) -> None:
-    halo = report.halo = find_halo(rgba)
+def _check_edges(report: Report, rgba: np.ndarray, removed: tuple[int, int, int] | None) -> None:
+    halo = report.halo = find_halo(rgba, removed)
     if not halo.found:
         report.add("edges", PASS, f"{halo.describe()}: no background colour left around the silhouette")
         return

@@ -68,6 +68,69 @@ RENDERS: dict[str, Background] = {
     "blue gradient": gradient(RENDER_SIZE, (235, 242, 255), (170, 195, 235))}
 """The backgrounds that background removal is measured on (``bench/prep_background.py``, the tests)."""
 
+PASTELS: dict[str, Background] = {
+    "pastel pink": (246, 224, 234), "pale blue gradient": gradient(RENDER_SIZE, (235, 242, 255), (190, 210, 240))}
+"""Pale backgrounds whose colour a loose cut leaves on hair tips (measured by :func:`fringe_share`)."""
+PASTELS_HELD_OUT: dict[str, Background] = {"mint": (214, 240, 226), "peach gradient": gradient(
+    RENDER_SIZE, (255, 236, 220), (240, 214, 200))}
+
+
+def grainy(size: tuple[int, int], tint: Colour, level: float, seed: int = 0) -> np.ndarray:
+    """A plain background of ``tint`` with a render's grain: Gaussian noise of ``level`` (of 255) per pixel, shared
+    by the channels, plus a third of that in each channel; ``size`` = (width, height), ``(H, W, 3) float32``."""
+    width, height = size
+    rng = np.random.default_rng(seed)
+    grain = rng.normal(0.0, level, (height, width, 1)) + rng.normal(0.0, level / 3, (height, width, 3))
+    return np.clip(np.asarray(tint, np.float32) + grain, 0, 255).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class GrainyPlan:
+    """Characters whose light colours (near-white garments) are whitened by ``whiten`` (see :func:`lighter`), each
+    rendered on off-white ``tints`` with grain of each of ``levels``."""
+
+    characters: tuple[str, ...]
+    tints: dict[str, Colour]
+    levels: tuple[float, ...]
+    whiten: float
+
+
+def grainy_renders(plan: GrainyPlan) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """Per case of ``plan``: a label, the true cut-out (on the render's canvas) and the render (``uint8`` RGB)."""
+    for index, character in enumerate(plan.characters):
+        rgba = lighter(example_rgba(character), plan.whiten)
+        for tint_name, tint in plan.tints.items():
+            for level in plan.levels:
+                label = f"{character} whitened {plan.whiten} on {tint_name} grain {level:g}"
+                yield label, on_canvas(rgba), render(rgba, grainy(RENDER_SIZE, tint, level, seed=index))
+
+
+GRAINY = GrainyPlan(("lambda_00", "crypko_00", "crypko_02"),
+                    {"off-white warm": (248, 246, 240), "off-white cool": (244, 246, 250)}, (2, 4, 6), 0.7)
+GRAINY_HELD_OUT = GrainyPlan(("lambda_01", "crypko_03", "crypko_06"),
+                             {"ivory": (250, 248, 238), "pale grey": (238, 238, 240)}, (3, 5), 0.85)
+
+DEEP = 5  # px inside the opaque silhouette from which a transparent pixel is a hole: nearer, it is the edge's error
+          # (background removal's matting band reaches 3 px in), which the alpha errors measure
+
+
+def hole_share(truth: np.ndarray, cut: np.ndarray) -> float:
+    """The share of the true character's opaque pixels at least DEEP px inside its silhouette that ``cut`` made
+    (mostly) transparent (alpha < 0.5): holes."""
+    inner = ndimage.binary_erosion(truth[..., 3] >= OPAQUE, iterations=DEEP)
+    return float((inner & (cut[..., 3] < 128)).sum() / max(int(inner.sum()), 1))
+
+
+def fringe_share(truth: np.ndarray, cut: np.ndarray, background: Background) -> float:
+    """Soft pixels of ``cut`` (alpha 0.04 to opaque) that show the ``background`` colour (within 0.12) where the
+    true character's own colour is something else (over 0.15 away), as a share of the outline's length: background
+    left on the tips, which shows over a dark backdrop."""
+    alpha = cut[..., 3]
+    colour = cut[..., :3].astype(np.float32) / 255.0
+    near = np.abs(colour - _picture(background, alpha.shape)).max(axis=-1) < 0.12
+    foreign = np.abs(colour - foreground_colour(truth)).max(axis=-1) > 0.15
+    return int((near & foreign & (alpha >= 10) & (alpha < OPAQUE)).sum()) / max(outline_length(truth), 1)
+
 
 def alpha_errors(truth: np.ndarray, estimate: np.ndarray) -> tuple[float, float]:
     """Sum of absolute differences (SAD, in units of a fully opaque pixel) and mean squared error of two images'

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 from scipy import ndimage
 
 from ..atomic import write_bytes
@@ -17,12 +17,13 @@ from ..character import SIZE
 from . import analysis as A
 from . import matting
 from .analysis import DEFAULT_TEMPLATE, template_alpha
-from .background import remove_background
+from .background import REMOVED, remove_background, removed_background
 from .halo import Halo, find_halo
 from .pixels import composite, rgba_array
 
 REGION = 2   # px around the halo pixels that are matted again
 RINGING = 2  # bicubic resampling leaves alpha up to this around a silhouette: invisible, but THA3 would animate it
+DEBRIS = 16  # ... and a faint strand's tip, resampled, may come apart as specks of alpha up to about this
 
 
 Placement = tuple[float, float, float, float, float, float]  # the affine map from output to input pixels
@@ -50,13 +51,25 @@ def placement(image: Image.Image, template: str | os.PathLike = DEFAULT_TEMPLATE
             0.0, 1 / (reg.scale * base), (c + (-reg.dy - c) / reg.scale + offset) / base)
 
 
+def _like(source: Image.Image, rgba: np.ndarray) -> Image.Image:
+    """``rgba`` as an image that keeps what ``source`` knows of its removed background (see ``REMOVED``)."""
+    out = Image.fromarray(rgba, "RGBA")
+    if REMOVED in source.info:
+        out.info[REMOVED] = source.info[REMOVED]
+    return out
+
+
 def place(image: Image.Image, where: Placement) -> Image.Image:
-    """``image`` on the 512×512 canvas as ``where`` says, resampled with premultiplied alpha (no dark fringes)."""
+    """``image`` on the 512×512 canvas as ``where`` says, resampled with premultiplied alpha (no dark fringes);
+    faint debris that resampling detaches from the silhouette (speck-sized, alpha up to DEBRIS) is cleared."""
     placed = image.convert("RGBA").convert("RGBa").transform((SIZE, SIZE), Image.Transform.AFFINE, where,
                                                              resample=Image.Resampling.BICUBIC)
     out = np.array(placed.convert("RGBA"))
     out[out[..., 3] <= RINGING] = 0
-    return Image.fromarray(out, "RGBA")
+    labels, sizes = A.components(out)
+    faint = np.flatnonzero(ndimage.maximum(out[..., 3], labels, np.arange(len(sizes))) <= DEBRIS)
+    out[A.speck_mask(out) & np.isin(labels, faint)] = 0
+    return _like(image, out)
 
 
 def fit_to_template(image: Image.Image, template: str | os.PathLike = DEFAULT_TEMPLATE) -> Image.Image:
@@ -75,14 +88,14 @@ def remove_specks(image: Image.Image, max_fraction: float = 0.01) -> Image.Image
     """Make transparent every part detached from the main silhouette that is smaller than ``max_fraction`` of it."""
     rgba = rgba_array(image)
     rgba[A.speck_mask(rgba, max_fraction)] = 0
-    return Image.fromarray(rgba, "RGBA")
+    return _like(image, rgba)
 
 
 def clear_hidden_colour(image: Image.Image) -> Image.Image:
     """Set the colour of fully transparent pixels to black (what THA3 tools expect under zero alpha)."""
     rgba = rgba_array(image)
     rgba[rgba[..., 3] == 0] = 0
-    return Image.fromarray(rgba, "RGBA")
+    return _like(image, rgba)
 
 
 def decontaminate_edges(image: Image.Image, halo: Halo | None = None) -> Image.Image:
@@ -91,11 +104,13 @@ def decontaminate_edges(image: Image.Image, halo: Halo | None = None) -> Image.I
     solve the alpha of those pixels again by closed-form matting and un-mix their colours by foreground estimation.
     A ring of background colour becomes transparent; soft edges mixed with it keep their alpha and get their own
     colour back. Nothing else changes; an image without a halo comes back unchanged. ``halo``: the detector's answer
-    for this image, when the caller has it already."""
+    for this image, when the caller has it already (else it looks for the background :func:`cut_out` removed, when
+    the image says which)."""
     rgba = rgba_array(image)
-    halo = halo or find_halo(rgba)
+    halo = halo or find_halo(rgba, removed_background(image))
     if not halo.found:
-        return Image.fromarray(rgba, "RGBA")
+        return _like(image, rgba)
+    specks_before = A.speck_mask(rgba)
     region = ndimage.binary_dilation(halo.mask, iterations=REGION) & ndimage.binary_dilation(rgba[..., 3] > 0)
     rendered = composite(rgba, halo.colour).astype(np.float64) / 255.0
     alpha = rgba[..., 3] / 255.0
@@ -105,8 +120,9 @@ def decontaminate_edges(image: Image.Image, halo: Halo | None = None) -> Image.I
     unmixed = matting.foreground(rendered, solved)
     rgba[..., 3] = np.round(solved * 255).astype(np.uint8)
     rgba[..., :3][region] = np.round(unmixed[region] * 255).astype(np.uint8)
+    rgba[A.speck_mask(rgba) & ~specks_before] = 0  # what matting cut off a strand: new specks
     rgba[rgba[..., 3] == 0] = 0
-    return Image.fromarray(rgba, "RGBA")
+    return _like(image, rgba)
 
 
 # name → repair, in the order they are best applied (the background first, at the render's size; then the fit: the
@@ -129,8 +145,12 @@ def check_new_path(path: str | os.PathLike, *, source: str | os.PathLike | None 
 
 
 def save_new(image: Image.Image, path: str | os.PathLike, *, source: str | os.PathLike | None = None) -> Path:
-    """Write ``image`` as a PNG to ``path``, atomically; refuses an existing file (the input above all)."""
+    """Write ``image`` as a PNG to ``path``, atomically; refuses an existing file (the input above all). The
+    background a cut-out removed is kept as PNG text, for the edge check."""
     path = check_new_path(path, source=source)
     buffer = io.BytesIO()
-    image.save(buffer, "PNG")
+    text = PngImagePlugin.PngInfo()
+    if removed_background(image) is not None:
+        text.add_text(REMOVED, image.info[REMOVED])
+    image.save(buffer, "PNG", pnginfo=text)
     return write_bytes(path, buffer.getvalue())

@@ -304,12 +304,17 @@ def _feathered(rim: _Rim, explained: np.ndarray) -> np.ndarray:
     return excused & explained
 
 
-def find_halo(rgba: np.ndarray) -> Halo:
-    """Look for background colour left around the silhouette of ``rgba`` (``(H, W, 4) uint8``)."""
+def find_halo(rgba: np.ndarray, background: tuple[int, int, int] | None = None) -> Halo:
+    """Look for background colour left around the silhouette of ``rgba`` (``(H, W, 4) uint8``). ``background``:
+    the colour (0–255) the image was cut from, when it is known (``prep.cut_out`` records it): then the halo is
+    looked for in that colour rather than in the one the soft pixels vote for."""
     shape = rgba.shape[:2]
     error = np.full(shape, np.nan, np.float32)
     rim = _rim(rgba)
-    colour = estimate_colour(rim) if rim is not None and rim.where.any() else None
+    if rim is None or not rim.where.any():
+        colour = None
+    else:
+        colour = estimate_colour(rim) if background is None else np.asarray(background, np.float32) / 255
     if colour is None:
         return Halo(False, None, 0.0, 0.0, 0.0, "", np.zeros(shape, bool), error)
     explained, visible, as_ring = _fits(rim, colour)

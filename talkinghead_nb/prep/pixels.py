@@ -28,14 +28,18 @@ def contrasting(colour: np.ndarray | Colour) -> Colour:
     return (20, 20, 24) if luma > 150 else (245, 245, 240) if luma < 90 else (230, 0, 140)
 
 
+NEUTRAL_CHROMA = 0.06  # largest minus smallest channel (0–1) under which a light colour is white or grey
 _HUES = ((15, "red"), (40, "orange"), (70, "yellow"), (165, "green"), (200, "cyan"), (255, "blue"),
          (290, "purple"), (335, "pink"), (360, "red"))
 
 
 def colour_name(colour: np.ndarray | Colour) -> str:
     """A plain name for an RGB colour (0–255): ``white``, ``light grey``, ``pale pink``, ``green``, ``dark blue``…"""
-    hue, saturation, value = rgb_to_hsv(np.asarray(colour, np.float64) / 255.0)
-    if saturation < 0.12 or value < 0.12:
+    rgb = np.asarray(colour, np.float64) / 255.0
+    hue, saturation, value = rgb_to_hsv(rgb)
+    # A pale colour's tint shows from a few levels of chroma on (#f6e0ea is pale pink), so light colours are grey by
+    # their chroma rather than their saturation.
+    if (rgb.max() - rgb.min() < NEUTRAL_CHROMA if value > 0.8 else saturation < 0.12) or value < 0.12:
         return next(name for level, name in ((0.92, "white"), (0.7, "light grey"), (0.4, "grey"), (0.15, "dark grey"),
                                             (-1, "black")) if value >= level)
     name = next(name for limit, name in _HUES if hue * 360 < limit)
