@@ -126,9 +126,9 @@ def test_a_forged_host_gets_no_redirect_to_it(character):
         page = raw_get(live, "/sessions/default/", "evil.example")
         assert page.status == 200 and page.getheader("Location") is None
         assert page.getheader("Content-Type").startswith("text/html")
-        for path in ("/api/modules/", "/sessions/default//"):
-            answer = raw_get(live, path, "evil.example")
-            assert answer.status in (401, 404) and answer.getheader("Location") is None
+        assert raw_get(live, "/api/modules/", "evil.example").getheader("Location") is None
+        merged = raw_get(live, "/sessions/default//", "evil.example")  # repeated slashes: a relative 308
+        assert merged.status == 308 and merged.getheader("Location") == "/sessions/default/"
 
 
 def test_a_keyless_loopback_server_answers_only_to_loopback_names(fake_server):

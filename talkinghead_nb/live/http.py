@@ -333,11 +333,32 @@ def _host_name(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
+class MergeSlashes:
+    """A path with repeated slashes gets a 308 to the same path with single ones (as SillyTavern-Extras' Flask did):
+    SillyTavern 1.12 builds its feed and talking URLs as ``extras URL + '/api/…'``, so an Extras URL typed with a
+    trailing slash asks for ``//api/talkinghead/result_feed``. The ``Location`` is relative (never built from the
+    ``Host`` header), and the guards judge the redirected request like any other."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1") if scope["type"] == "http" else ""
+        if "//" in path:  # as sent, still %-encoded: an encoded slash (%2F) is left alone
+            query = scope.get("query_string", b"").decode("latin-1")
+            location = re.sub("/{2,}", "/", path) + (f"?{query}" if query else "")  # never "//host": relative
+            answer = error_response(308, f"this server's routes have single slashes: {location[:200]}")
+            answer.headers["Location"] = location
+            return await answer(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
 def add_guards(app: FastAPI, *, limits: ServerLimits, api_key: str | None, allow_origins: tuple[str, ...],
                host: str) -> None:
     """Put the live server's layers in front of ``app``'s routes (the plain server's and the Ray ingress'), from the
-    outside in: which web pages may call it (:class:`OriginGuard`), CORS headers for the allowed ones only (never
-    ``*``), the key, the body limits, the session ids, the JSON nesting. ``host``: the address it listens on."""
+    outside in: single slashes (:class:`MergeSlashes`), which web pages may call it (:class:`OriginGuard`), CORS
+    headers for the allowed ones only (never ``*``), the key, the body limits, the session ids, the JSON nesting.
+    ``host``: the address it listens on."""
     allowed = re.compile("|".join([LOOPBACK_ORIGINS, *map(re.escape, allow_origins)]))
     app.add_middleware(JsonNesting)
     app.add_middleware(SessionIdCheck)
@@ -346,6 +367,7 @@ def add_guards(app: FastAPI, *, limits: ServerLimits, api_key: str | None, allow
         app.add_middleware(ApiKeyGuard, key=api_key)
     app.add_middleware(CORSMiddleware, allow_origin_regex=allowed.pattern, allow_methods=["*"], allow_headers=["*"])
     app.add_middleware(OriginGuard, allowed=allowed, loopback_host=not api_key and is_loopback(host))
+    app.add_middleware(MergeSlashes)  # outermost: a redirected request meets every guard (the feed's key exemption)
 
 
 async def while_connected(request: Request, work: Callable[[threading.Event], T]) -> T | None:

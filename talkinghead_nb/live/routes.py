@@ -226,7 +226,6 @@ def add_routes(app: FastAPI, server: LiveServer) -> None:  # noqa: C901 — one 
         return {"status": "ok"}
 
 
-
 def _first_problem(error: ValueError) -> str:
     if isinstance(error, ValidationError):
         first = error.errors()[0]
