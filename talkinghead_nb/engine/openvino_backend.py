@@ -4,8 +4,9 @@ On this project's 2-core Xeon, OpenVINO's convolutions beat PyTorch's by about 2
 ``openvino-bf16`` (AMX/AVX-512 bf16 units where the CPU has them) by about 5× on the editor; both are approximate
 (float32: max |Δ| ≈ 1e-3, PSNR ≈ 99 dB; bf16: PSNR ≈ 50–60 dB; README, "Speed"). The networks are converted from
 our torch modules, in the equivalent forms of :mod:`.export_forms`, with static batch-1 shapes (larger batches run
-pose by pose); the converted models are cached on disk by a hash of the weights and the form, so only the first
-start pays the conversion (about 19 s for the four networks here).
+pose by pose); the converted models are cached on disk (:func:`cache_dir`) by a hash of the weights, the code that
+shapes the graph, the shapes and the versions of torch and OpenVINO, so only the first start pays the conversion
+(about 19 s for the four networks here), with a progress line on stderr.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +30,7 @@ from .export_forms import export_form
 # The code that shapes a converted graph: a cached conversion is reused only if none of it changed.
 _GRAPH_SOURCES = (Path(__file__), Path(export_forms.__file__), Path(networks.__file__), Path(blocks.__file__))
 
+_NAMES_FILE = "outputs.txt"  # beside a cached model: the names of its outputs, one a line
 # One example input per per-frame network: (channels, size) of each image input, then the pose width.
 EXAMPLE_SHAPES: dict[str, tuple[tuple[int, ...], ...]] = {
     "eyebrow_morphing_combiner": ((1, 4, 128, 128), (1, 4, 128, 128), (1, 12)),
@@ -59,10 +63,35 @@ def import_openvino(backend: str):
     return openvino
 
 
-class OpenVinoNetwork(nn.Module):
-    """A per-frame network compiled by OpenVINO for the CPU; called like the torch module, returns the same dict."""
+def print_progress(line: str) -> None:
+    """The default conversion progress: one line on stderr."""
+    print(line, file=sys.stderr, flush=True)
 
-    def __init__(self, name: str, network: nn.Module, backend: str):
+
+def convert_networks(networks: Mapping[str, nn.Module], backend: str,
+                     progress: Callable[[str], None] = print_progress) -> dict[str, OpenVinoNetwork]:
+    """``networks`` (per-frame names → torch modules) compiled by OpenVINO; a conversion that is not cached yet is
+    announced through ``progress`` ("converting the networks for OpenVINO (first time, ~20 s) …", then one line per
+    network)."""
+    announced = False
+
+    def announce(name: str, number: int) -> None:
+        nonlocal announced
+        if not announced:
+            progress(f"converting the networks for OpenVINO (first time, ~20 s; cached in {cache_dir()}) …")
+            announced = True
+        progress(f"  {name} {number}/{len(networks)} …")
+
+    return {name: OpenVinoNetwork(name, network, backend, on_convert=lambda name=name, n=n: announce(name, n))
+            for n, (name, network) in enumerate(networks.items(), 1)}
+
+
+class OpenVinoNetwork(nn.Module):
+    """A per-frame network compiled by OpenVINO for the CPU; called like the torch module, returns the same dict
+    (or, with ``outputs``, only those entries: the others are not copied out)."""
+
+    def __init__(self, name: str, network: nn.Module, backend: str, *,
+                 on_convert: Callable[[], None] | None = None):
         super().__init__()
         ov = import_openvino(backend)
         generator = torch.Generator().manual_seed(0)
@@ -73,31 +102,34 @@ class OpenVinoNetwork(nn.Module):
             precision = "f32"  # what OpenVINO would run anyway on this CPU; the f32 form is the faster one there
         self.precision = precision  # what it runs in (profilers compile with it)
         with torch.no_grad():
-            self.names = list(network(*example))
-            settings = f"{ov.__version__} {precision} {EXAMPLE_SHAPES[name]}"
+            settings = f"{ov.__version__} {torch.__version__} {precision} {EXAMPLE_SHAPES[name]}"
             folder = cache_dir() / f"{name}-{_fingerprint(network, settings)}"
             self.model_file = folder / "model.xml"  # the converted model (profilers read it)
-            if (folder / "model.xml").is_file():
-                model = core.read_model(folder / "model.xml")
-            else:
+            model, self.names = _read_cached(core, folder)
+            if model is None:
+                if on_convert is not None:
+                    on_convert()
+                self.names = list(network(*example))  # the outputs' names, in order (the cache keeps them)
                 with warnings.catch_warnings():  # the converter traces with torch.jit and says so at length
                     warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
                     warnings.simplefilter("ignore", category=DeprecationWarning)
                     model = ov.convert_model(_TupleOutputs(export_form(network, precision), self.names),
                                              example_input=example,
                                              input=[list(shape) for shape in EXAMPLE_SHAPES[name]])
-                _save(ov, model, folder)
+                _save(ov, model, self.names, folder)
         compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": precision,
                                                      "PERFORMANCE_HINT": "LATENCY"})
         self._request = compiled.create_infer_request()
 
-    def forward(self, *inputs: Tensor) -> dict[str, Tensor]:
+    def forward(self, *inputs: Tensor, outputs: tuple[str, ...] | None = None) -> dict[str, Tensor]:
+        wanted = self.names if outputs is None else outputs
         if inputs[0].shape[0] != 1:
-            parts = [self.forward(*(x[i:i + 1] for x in inputs)) for i in range(inputs[0].shape[0])]
-            return {name: torch.cat([p[name] for p in parts]) for name in self.names}
-        results = self._request.infer([np.ascontiguousarray(x.numpy()) for x in inputs])
-        # The request reuses its output buffers on the next call: copy.
-        return {name: torch.from_numpy(np.array(results[i])) for i, name in enumerate(self.names)}
+            parts = [self.forward(*(x[i:i + 1] for x in inputs), outputs=outputs) for i in range(inputs[0].shape[0])]
+            return {name: torch.cat([p[name] for p in parts]) for name in wanted}
+        results = self._request.infer([np.ascontiguousarray(x.numpy()) for x in inputs], share_inputs=True,
+                                      share_outputs=True)
+        # The request reuses its output buffers on the next call: copy what is wanted.
+        return {name: torch.from_numpy(np.array(results[self.names.index(name)])) for name in wanted}
 
 
 def cache_dir() -> Path:
@@ -117,12 +149,26 @@ def _fingerprint(network: nn.Module, settings: str) -> str:
     return digest.hexdigest()[:20]
 
 
-def _save(ov, model, folder: Path) -> None:
-    """Write the converted model beside its final place, then move it there in one step."""
+def _read_cached(core, folder: Path) -> tuple[object | None, list[str]]:
+    """The model converted into ``folder`` earlier and its outputs' names, or ``(None, [])`` (never converted; or
+    unreadable: then the folder is removed)."""
+    if not folder.is_dir():
+        return None, []
+    try:
+        return core.read_model(folder / "model.xml"), (folder / _NAMES_FILE).read_text().split()
+    except (RuntimeError, OSError):
+        shutil.rmtree(folder, ignore_errors=True)  # damaged by hand or by a full disk: convert again
+        return None, []
+
+
+def _save(ov, model, names: list[str], folder: Path) -> None:
+    """Write the converted model and its outputs' names beside their final place, then move them there in one
+    step."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
     try:
         ov.save_model(model, staging / "model.xml", compress_to_fp16=False)
+        (staging / _NAMES_FILE).write_text("\n".join(names))
         os.replace(staging, folder)
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)  # another process won the race, or the disk is read-only

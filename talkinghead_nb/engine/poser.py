@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -20,7 +20,9 @@ from ..character import Character
 from ..imaging import tensor_to_rgba, to_pil
 from ..layout import EYEBROW_BOX, FACE_BOX, Box
 from ..weights import NETWORKS, ResolvedWeights, WeightsError, WeightsStore, check_variant
+from . import openvino_backend
 from .acceleration import CompiledOrEager, CudaGraphFrame
+from .backend_choice import BACKENDS, BackendChoice, choose_backend, normalize_backend
 from .networks import Editor, EyebrowDecomposer, EyebrowMorphingCombiner, FaceBodyRotator, FaceMorpher
 
 _NETWORK_CLASSES = {
@@ -86,9 +88,8 @@ def resolve_variant(variant: str, device: torch.device) -> str:
 
 def check_options(device: torch.device, *, backend: str, compile: bool, cuda_graphs: bool,
                   character_cache_size: int) -> None:
-    """Refuse a combination of ``Poser`` options that cannot work, before any weights are read."""
-    if backend not in Poser.BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of: {', '.join(Poser.BACKENDS)}")
+    """Refuse a combination of ``Poser`` options that cannot work, before any weights are read (``backend``: one of
+    ``BACKENDS``, already resolved)."""
     if backend != "torch" and device.type != "cpu":
         raise ValueError(f"backend={backend!r} runs on the CPU only: use device='cpu', or backend='torch' on {device}")
     if backend != "torch" and compile:
@@ -131,24 +132,33 @@ class Poser:
     - ``compile`` (default off): ``torch.compile`` the per-frame networks; about 1.8× faster on the CPU here, but the
       first frame takes 10–90 s (seconds once the compiler cache on disk is warm). Falls back to eager on failure.
 
-    ``backend`` (CPU only): ``torch`` (default), ``openvino`` (float32 but other kernels: max |Δ| up to ~1e-2,
-    PSNR ≈ 99 dB) or ``openvino-bf16`` (bf16 in all four networks, for CPUs with bf16 units: PSNR ≈ 50–60 dB);
-    both approximate, both need the ``openvino`` package.
+    ``backend``: ``torch`` (default; alias ``exact``: bit-faithful to the reference), ``openvino`` (CPU; float32 but
+    other kernels: max |Δ| up to ~1e-2, PSNR ≈ 99 dB) or ``openvino-bf16`` (CPU; bf16 in all four networks, for CPUs
+    with bf16 units: PSNR ≈ 50–60 dB); both approximate, both need the ``openvino`` package. ``auto``: the fastest of
+    these this machine has (:func:`.backend_choice.choose_backend`; on CUDA ``separable_half`` with CUDA graphs), torch
+    where OpenVINO is missing or fails to convert. ``backend`` and ``backend_reason`` say what runs and why; the first
+    OpenVINO conversion (~20 s, then cached) reports through ``progress`` (default: lines on stderr).
 
     Options that cannot work together raise ``ValueError`` (an unknown variant ``WeightsError``) before any weights are
     read. The CPU allocator setting that makes frames about 1.7× faster here (:func:`.acceleration.retain_freed_memory`)
     is process-wide, so it is the application's choice: the command line makes it, a Poser does not.
     """
 
-    BACKENDS = ("torch", "openvino", "openvino-bf16")
+    BACKENDS = BACKENDS
 
     def __init__(self, variant: str = "auto", device: str | torch.device = "auto", *,
                  weights_folder: str | os.PathLike | None = None, store: WeightsStore | None = None,
                  character_cache_size: int = 8, stage_cache: bool = True, cuda_graphs: bool | None = None,
-                 compile: bool = False, backend: str = "torch"):
+                 compile: bool = False, backend: str = "torch", progress: Callable[[str], None] | None = None):
         self.device = resolve_device(device)
-        self.variant = resolve_variant(variant, self.device)
-        self.cuda_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
+        backend = normalize_backend(backend)
+        automatic = backend == "auto"
+        choice = choose_backend(self.device, compile=compile) if automatic else BackendChoice(
+            backend, resolve_variant("auto", self.device), self.device.type == "cuda", f"{backend}: asked for")
+        backend = choice.backend
+        self.backend_reason = choice.reason  # one line: the path and why (for a start-up message)
+        self.variant = choice.variant if variant == "auto" else check_variant(variant)
+        self.cuda_graphs = choice.cuda_graphs if cuda_graphs is None else cuda_graphs
         check_options(self.device, backend=backend, compile=compile, cuda_graphs=self.cuda_graphs,
                       character_cache_size=character_cache_size)
         half = self.variant.endswith("_half") and self.device.type == "cuda"
@@ -168,9 +178,7 @@ class Poser:
         self.networks.to(device=self.device, dtype=self.dtype).eval().requires_grad_(False)
         self.backend = backend
         if backend != "torch":
-            from .openvino_backend import OpenVinoNetwork
-            for name in PER_FRAME_NETWORKS:
-                self.networks[name] = OpenVinoNetwork(name, self.networks[name], backend)
+            self._convert(backend, progress, fall_back=automatic)
         self.compiled = compile
         if compile:
             for name in PER_FRAME_NETWORKS:
@@ -183,6 +191,23 @@ class Poser:
         self._last_stage: dict[str, tuple[bytes, dict[str, Tensor]]] = {}
         self._lock = threading.RLock()  # one render at a time: the caches are shared state
 
+    def _convert(self, backend: str, progress: Callable[[str], None] | None, *, fall_back: bool) -> None:
+        """The per-frame networks compiled by OpenVINO; with ``fall_back`` (an automatic choice) a failed conversion
+        leaves the torch networks in place and says why in ``backend_reason``."""
+        try:
+            converted = openvino_backend.convert_networks(
+                {name: self.networks[name] for name in PER_FRAME_NETWORKS}, backend,
+                progress or openvino_backend.print_progress)
+        except Exception as e:  # noqa: BLE001 — any conversion failure: the exact path still works
+            if not fall_back:
+                raise
+            self.backend = "torch"
+            self.backend_reason = (f"torch: OpenVINO could not convert the networks "
+                                   f"({type(e).__name__}: {' '.join(str(e).split())[:160]})")
+            log.warning("%s", self.backend_reason)
+            return
+        self.networks.update(converted)
+
     def __repr__(self) -> str:
         backend = f", backend={self.backend!r}" if self.backend != "torch" else ""
         return (f"Poser(variant={self.variant!r}, device={str(self.device)!r}, dtype={self.dtype}{backend}, "
@@ -193,6 +218,10 @@ class Poser:
     @torch.inference_mode()
     def render_stages(self, character: Character, poses: P.PoseLike | Iterable[P.PoseLike]) -> dict[str, Tensor]:
         """Every intermediate output (see ``STAGE_OUTPUTS``) for a batch of poses; ``"image"`` is the result."""
+        return self._render(character, poses, image_only=False)
+
+    def _render(self, character: Character, poses: P.PoseLike | Iterable[P.PoseLike], *,
+                image_only: bool) -> dict[str, Tensor]:
         pose = P.to_tensor(poses, "cpu", torch.float32)
         stage_keys = None
         if self.stage_cache:
@@ -200,16 +229,17 @@ class Poser:
             stage_keys = (eyebrow_key, eyebrow_key + pose[:, P.FACE_SLICE].numpy().tobytes())
         with self._lock:
             image, decomposed = self._prepared(character)
-            return self._pipeline(image, decomposed, pose.to(self.device, self.dtype), stage_keys)
+            return self._pipeline(image, decomposed, pose.to(self.device, self.dtype), stage_keys,
+                                  image_only=image_only)
 
     @torch.inference_mode()
     def render_tensor(self, character: Character, poses: P.PoseLike | Iterable[P.PoseLike]) -> Tensor:
         """(N, 4, 512, 512) linear RGBA in [-1, 1], on the poser's device."""
         if not self.cuda_graphs:
-            return self.render_stages(character, poses)["image"]
+            return self._render(character, poses, image_only=True)["image"]
         pose = P.to_tensor(poses, self.device, self.dtype)
         if pose.shape[0] != 1:
-            return self.render_stages(character, poses)["image"]
+            return self._render(character, poses, image_only=True)["image"]
         with self._lock:
             return self._graph(character, pose)(pose)
 
@@ -243,7 +273,7 @@ class Poser:
 
     def _batch_frame(self, image: Tensor, *layers_and_pose: Tensor) -> Tensor:
         *layers, pose = layers_and_pose
-        return self._pipeline(image, dict(zip(_DECOMPOSED, layers, strict=True)), pose)["image"]
+        return self._pipeline(image, dict(zip(_DECOMPOSED, layers, strict=True)), pose, image_only=True)["image"]
 
     def warm_up(self, character: Character) -> float:
         """Render one frame so that compilation, graph capture and algorithm selection happen now rather than on the
@@ -255,9 +285,10 @@ class Poser:
         return time.perf_counter() - start
 
     def _pipeline(self, image: Tensor, decomposed: dict[str, Tensor], pose: Tensor,
-                  stage_keys: tuple[bytes, bytes] | None = None) -> dict[str, Tensor]:
+                  stage_keys: tuple[bytes, bytes] | None = None, *, image_only: bool = False) -> dict[str, Tensor]:
         """The four per-frame stages; with ``stage_keys`` the eyebrow and face stages reuse the previous frame's
-        outputs when their keys match it."""
+        outputs when their keys match it. ``image_only``: just ``{"image": …}`` (an OpenVINO network then copies out
+        only the outputs the next stage reads)."""
         n = pose.shape[0]
         net = self.networks
 
@@ -277,14 +308,26 @@ class Poser:
         full = face["face_morphed_full"]
         half = F.interpolate(full, size=(256, 256), mode="bilinear", align_corners=False)
         rotation = pose[:, P.ROTATION_SLICE]
-        rotated = net["two_algo_face_body_rotator"](half, rotation)
-        edited = net["editor"](
+        rotated = self._run("two_algo_face_body_rotator", ("warped_image", "grid_change") if image_only else None,
+                            half, rotation)
+        edited = self._run(
+            "editor", ("image",) if image_only else None,
             full,
             F.interpolate(rotated["warped_image"], size=(512, 512), mode="bilinear", align_corners=False),
             F.interpolate(rotated["grid_change"], size=(512, 512), mode="bilinear", align_corners=False),
             rotation)
+        if image_only:
+            return {"image": edited["image"]}
         outputs = {**{k: v.expand(n, -1, -1, -1) for k, v in decomposed.items()}, **face, **rotated, **edited}
         return {name: outputs[name] for name in STAGE_OUTPUTS}
+
+    def _run(self, name: str, outputs: tuple[str, ...] | None, *inputs: Tensor) -> dict[str, Tensor]:
+        """Network ``name`` on ``inputs``; an OpenVINO network copies out only ``outputs`` (None: all); a torch
+        network computes them all anyway."""
+        network = self.networks[name]
+        if outputs is not None and isinstance(network, openvino_backend.OpenVinoNetwork):
+            return network(*inputs, outputs=outputs)
+        return network(*inputs)
 
     def _reuse(self, stage: str, key: bytes | None, compute) -> dict[str, Tensor]:
         """``compute()``, or the previous result of ``stage`` when it was computed for the same ``key``."""
@@ -303,7 +346,7 @@ class Poser:
             self._graphs.move_to_end(key)
             return self._graphs[key]
         image, decomposed = self._prepared(character)
-        graph = CudaGraphFrame(lambda p: self._pipeline(image, decomposed, p)["image"], pose)
+        graph = CudaGraphFrame(lambda p: self._pipeline(image, decomposed, p, image_only=True)["image"], pose)
         self._graphs[key] = graph
         while len(self._graphs) > self._cache_size:
             self._graphs.popitem(last=False)
