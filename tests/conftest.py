@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,8 @@ import torch
 
 from talkinghead_nb.character import Character, example_path, load_character
 from talkinghead_nb.engine import Poser
+
+from .local_http import serving
 
 
 @pytest.fixture(scope="session")
@@ -107,14 +108,8 @@ def fake_hub() -> Iterator[FakeHub]:
                 return
             self.wfile.write(data[start:])
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    hub.url = f"http://127.0.0.1:{server.server_port}"
-    yield hub
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serving(Handler) as hub.url:
+        yield hub
 
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

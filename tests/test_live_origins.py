@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.client
 import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from talkinghead_nb.live import LiveServer
 from talkinghead_nb.live.http import API_KEY_ENV, parse_origins, resolve_api_key
 
 from .fake_engine import FakePoser
+from .local_http import serving
 
 EVIL = "http://evil.example"
 SILLYTAVERN = "http://127.0.0.1:8000"
@@ -159,12 +159,8 @@ def page_server() -> Iterator[str]:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
-    server = http.server.ThreadingHTTPServer(("127.0.0.2", 0), Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.2:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    with serving(Quiet, "127.0.0.2") as url:
+        yield url
 
 
 FETCH = """async ([url, init]) => {

@@ -14,7 +14,6 @@ from __future__ import annotations
 import http.server
 import json
 import shutil
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -30,6 +29,7 @@ from talkinghead_nb.live import LiveServer
 from talkinghead_nb.sillytavern import EXTENSION_NAME, InstallError, extensions_folder, install_extension
 
 from .fake_engine import FakePoser
+from .local_http import serving
 
 HOST_PAGE = Path(__file__).resolve().parent / "sillytavern_host"
 KEY = "st-test-key-0123456789"
@@ -124,14 +124,8 @@ def host(tmp_path_factory) -> Iterator[Host]:
             self.end_headers()
             self.wfile.write(data)
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    host.url = f"http://127.0.0.1:{server.server_port}"
-    yield host
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serving(Handler) as host.url:
+        yield host
 
 
 class Recorder:
