@@ -1,14 +1,16 @@
 """Hostile and careless clients against the live server: does it answer, keep its feed and keep rendering?
 
 Each attack runs against a fresh `talkinghead-nb serve crypko_00 --offline` subprocess (real THA3 engine, CPU when
-there is no GPU) started from `--repo`. A watcher reads the default feed; once its first part arrives it counts parts
-for 2 s, the attack runs, and it counts on for 3 s after the attack's last answer. Per attack: the attack's answers
-(status and content type, or timeout / connection error), the feed's parts/s before and during the attack and its
-longest gap, whether GET /api/talkinghead/stats answers within 5 s afterwards and whether `frames_rendered` still
-grows over 3 s, the server's peak resident memory growth (VmHWM) and a figure of the attack's own. Only 127.0.0.1 is
-contacted; every request has a timeout and every loop a bound.
+there is no GPU; `--engine fake`: the stand-in renderer of tests/fake_engine.py) started from `--repo`. A watcher
+reads the default feed; once its first part arrives it counts parts for 2 s, the attack runs, and it counts on for
+`--after` seconds (default 3) after the attack's last answer. Per attack: the attack's answers (status and content
+type, or timeout / connection error), the feed's parts/s before, during (the attack and the time after it) and after
+the attack, and its longest gap, whether GET /api/talkinghead/stats answers within 5 s afterwards and whether
+`frames_rendered` still grows over 3 s, the server's peak resident memory growth (VmHWM) and a figure of the attack's
+own. Only 127.0.0.1 is contacted; every request has a timeout and every loop a bound.
 
-    python bench/hostile_clients.py [--repo DIR] [--only sway_tiny,png_bomb] [--json OUT]
+    python bench/hostile_clients.py [--repo DIR] [--engine real|fake] [--only sway_tiny,png_bomb] [--after 20]
+                                    [--json OUT]
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ class Server:
     process: subprocess.Popen
     port: int
     key: str | None
+    log: Path | None = None  # what it printed, while it runs
 
     def request(self, method: str, path: str, body: bytes | None = None, content_type: str = "application/json",
                 key: bool = True, timeout: float = REQUEST_TIMEOUT_S) -> Answer:
@@ -146,10 +149,26 @@ def stop(process: subprocess.Popen) -> None:
         process.wait(5)
 
 
+def serve_fake(key: str | None) -> None:
+    """The server process of `--engine fake`: crypko_00 behind the stand-in renderer, on a free port, until killed."""
+    from talkinghead_nb.character import example_path, load_character
+    from talkinghead_nb.live import LiveServer
+    from tests.fake_engine import FakePoser
+    server = LiveServer(load_character(example_path("crypko_00")), poser=FakePoser(), port=0, seed=0,
+                        api_key=key).start()
+    print(f"serving crypko_00 with the stand-in renderer at {server.url}", flush=True)
+    while server.running:
+        time.sleep(1)
+
+
 @contextmanager
-def running_server(repo: Path, key: str | None) -> Iterator[Server]:
-    """A fresh `serve crypko_00` from `repo` on a free port, answering GET /api/modules; stopped afterwards."""
-    command = [sys.executable, "-m", "talkinghead_nb.cli", "serve", "crypko_00", "--port", "0", "--offline"]
+def running_server(repo: Path, key: str | None, engine: str = "real") -> Iterator[Server]:
+    """A fresh `serve crypko_00` from `repo` on a free port (THA3, or with ``engine="fake"`` the stand-in renderer),
+    answering GET /api/modules; stopped afterwards."""
+    if engine == "fake":
+        command = [sys.executable, str(Path(__file__).resolve()), "--serve-fake"]
+    else:
+        command = [sys.executable, "-m", "talkinghead_nb.cli", "serve", "crypko_00", "--port", "0", "--offline"]
     command += ["--api-key", key] if key else []
     env = {**os.environ, "PYTHONPATH": str(repo), "HF_HUB_OFFLINE": "1"}
     with tempfile.TemporaryDirectory(prefix="hostile-") as folder:
@@ -158,7 +177,7 @@ def running_server(repo: Path, key: str | None) -> Iterator[Server]:
             process = subprocess.Popen(command, cwd=repo, env=env, stdout=output, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + START_TIMEOUT_S
-            server = Server(process, wait_for_port(process, log, deadline), key)
+            server = Server(process, wait_for_port(process, log, deadline), key, log)
             while server.request("GET", "/api/modules", timeout=5).status != "200":
                 if time.monotonic() > deadline:
                     raise RuntimeError("the server does not answer GET /api/modules")
@@ -171,9 +190,9 @@ def running_server(repo: Path, key: str | None) -> Iterator[Server]:
 class FeedWatcher(threading.Thread):
     """Reads a multipart feed (parts start with '--frame' and carry Content-Length) and notes when each arrives."""
 
-    def __init__(self, port: int, path: str = FEED, limit_s: float = 600.0) -> None:
+    def __init__(self, port: int, path: str = FEED, limit_s: float = 600.0, timeout: float = 5.0) -> None:
         super().__init__(daemon=True)
-        self.port, self.path, self.limit_s = port, path, limit_s
+        self.port, self.path, self.limit_s, self.timeout = port, path, limit_s, timeout
         self.arrivals: list[float] = []
         self.error: str | None = None
         self.started_at = time.monotonic()
@@ -181,7 +200,7 @@ class FeedWatcher(threading.Thread):
 
     def run(self) -> None:
         deadline = time.monotonic() + self.limit_s
-        connection = http.client.HTTPConnection(HOST, self.port, timeout=5)
+        connection = http.client.HTTPConnection(HOST, self.port, timeout=self.timeout)
         try:
             connection.request("GET", self.path)
             response = connection.getresponse()
@@ -193,7 +212,7 @@ class FeedWatcher(threading.Thread):
                     break
                 buffer = self._take_parts(buffer + chunk)
         except TimeoutError:
-            self.error = "no feed data for 5 s"
+            self.error = f"no feed data for {self.timeout:g} s"
         except (OSError, http.client.HTTPException) as e:
             self.error = f"feed: {type(e).__name__}"
         finally:
@@ -399,6 +418,48 @@ def labels_reload(server: Server) -> Outcome:
     return Outcome(f"{labels}; {reload}", f"{count} labels")
 
 
+def feed_and_leave(port: int, fps: int, pipelined: bool) -> Answer:
+    """Opens the default feed at ``?fps=``, reads about two parts and drops the connection mid-stream.
+    ``pipelined``: a keyed route's request follows the feed's in the same packet (as if the open feed could carry it
+    past the key)."""
+    request = f"GET {FEED}?fps={fps} HTTP/1.1\r\nHost: {HOST}\r\n\r\n"
+    if pipelined:
+        request += f"GET {STATS} HTTP/1.1\r\nHost: {HOST}\r\n\r\n"
+    received = b""
+    try:
+        with socket.create_connection((HOST, port), timeout=5) as connection:
+            connection.sendall(request.encode())
+            while len(received) < 300_000:
+                chunk = connection.recv(1 << 16)
+                if not chunk:
+                    break
+                received += chunk
+    except OSError:
+        return Answer("connection error" if not received else "dropped")
+    status = received.split(b"\r\n", 1)[0].split()
+    return Answer(status[1].decode("latin-1") if len(status) > 1 else "connection error")
+
+
+@attack("feeds_dropped")
+def feeds_dropped(server: Server) -> Outcome:
+    """24 feeds at ?fps=60 and ?fps=1, half with a request pipelined behind, dropped mid-stream; then, after up to 5 s,
+    how many feeds the server still counts besides the watcher's."""
+    answers: list[Answer] = []
+    clients = [threading.Thread(target=lambda f=fps, p=pipelined: answers.append(feed_and_leave(server.port, f, p)))
+               for fps in (60, 1) for pipelined in (False, True) for _ in range(6)]
+    for client in clients:
+        client.start()
+    for client in clients:
+        client.join(30)
+    deadline = time.monotonic() + 5
+    while True:
+        stats = server.request("GET", STATS, timeout=STATS_TIMEOUT_S).json()
+        left = stats.get("viewers", 1) - 1 if isinstance(stats, dict) else -1
+        if left <= 0 or time.monotonic() > deadline:
+            return Outcome(summarize(answers), f"{left} feeds left behind")
+        time.sleep(0.2)
+
+
 @dataclass
 class Result:
     name: str
@@ -406,6 +467,7 @@ class Result:
     extra: str
     feed_before: float
     feed_during: float
+    feed_after: float
     longest_gap_s: float
     answers: bool
     renders: bool
@@ -413,9 +475,9 @@ class Result:
     notes: list[str] = field(default_factory=list)
 
 
-def measure(name: str, repo: Path) -> Result:
+def measure(name: str, repo: Path, engine: str = "real", after_s: float = AFTER_S) -> Result:
     """One attack against a fresh server, with the feed watched before, during and after it."""
-    with running_server(repo, KEY if ATTACKS[name].needs_key else None) as server:
+    with running_server(repo, KEY if ATTACKS[name].needs_key else None, engine) as server:
         watcher = FeedWatcher(server.port)
         watcher.start()
         watcher.wait_first_part(60)
@@ -423,9 +485,10 @@ def measure(name: str, repo: Path) -> Result:
         peak_before = server.memory_mib("VmHWM")
         started = time.monotonic()
         outcome = ATTACKS[name].run(server)
-        window_end = time.monotonic() + AFTER_S
+        attack_end = time.monotonic()
+        window_end = attack_end + after_s
         first = server.frames_rendered()
-        time.sleep(max(AFTER_S, window_end - time.monotonic()))
+        time.sleep(max(AFTER_S, window_end - time.monotonic()))  # frames_rendered must grow over at least 3 s
         second = server.frames_rendered()
         peak_after = server.memory_mib("VmHWM")
         watcher.finish()
@@ -434,6 +497,7 @@ def measure(name: str, repo: Path) -> Result:
             name, outcome.answer, outcome.extra,
             feed_before=watcher.rate(started - BEFORE_S, started),
             feed_during=watcher.rate(started, window_end),
+            feed_after=watcher.rate(attack_end, window_end),
             longest_gap_s=watcher.longest_gap(started, window_end),
             answers=first is not None,
             renders=first is not None and second is not None and second > first,
@@ -447,12 +511,13 @@ def exit_note(process: subprocess.Popen) -> str | None:
 
 
 def table(results: list[Result]) -> str:
-    lines = [f"{'attack':16} {'answer':42} {'feed/s before→during':>20} {'gap s':>6} {'stats':>5} {'renders':>7} "
-             f"{'+peak MiB':>9}  extra"]
+    lines = [f"{'attack':16} {'answer':42} {'feed/s before→during→after':>27} {'gap s':>6} {'stats':>5} "
+             f"{'renders':>7} {'+peak MiB':>9}  extra"]
     for r in results:
         peak = "-" if r.peak_growth_mib is None else f"{r.peak_growth_mib:.0f}"
         extra = "; ".join(text for text in (r.extra, *r.notes) if text)
-        lines.append(f"{r.name:16} {r.answer:42} {r.feed_before:>10.1f}→{r.feed_during:<9.1f} {r.longest_gap_s:>6.2f} "
+        feed = f"{r.feed_before:.1f}→{r.feed_during:.1f}→{r.feed_after:.1f}"
+        lines.append(f"{r.name:16} {r.answer:42} {feed:>27} {r.longest_gap_s:>6.2f} "
                      f"{'yes' if r.answers else 'no':>5} {'yes' if r.renders else 'no':>7} {peak:>9}  {extra}")
     return "\n".join(lines)
 
@@ -461,9 +526,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parent.parent,
                         help="the project checkout whose server is attacked (default: this one)")
+    parser.add_argument("--engine", choices=("real", "fake"), default="real",
+                        help="THA3 (default) or the stand-in renderer of tests/fake_engine.py")
+    parser.add_argument("--after", type=float, default=AFTER_S,
+                        help=f"seconds the feed is watched after an attack (default {AFTER_S:g})")
+    parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--api-key", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--only", default=None, help=f"comma-separated attacks (default: all: {', '.join(ATTACKS)})")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     args = parser.parse_args()
+    if args.serve_fake:
+        serve_fake(args.api_key)
+        return 0
     names = args.only.split(",") if args.only else list(ATTACKS)
     unknown = [n for n in names if n not in ATTACKS]
     if unknown:
@@ -472,7 +546,7 @@ def main() -> int:
     print(f"server code: {repo}", flush=True)
     results = []
     for name in names:
-        results.append(measure(name, repo))
+        results.append(measure(name, repo, args.engine, args.after))
         print(table(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     print(table(results))
     if args.json:

@@ -151,7 +151,7 @@ def test_manual_poser_slider_changes_the_preview(browser, lab, artifacts):
                            " return i && i.naturalWidth === 512; }", timeout=180_000)
     _wait_all_ran(page, "02_manual_poser.ipynb", 240_000)
     _settle(page)
-    time.sleep(1.5)  # the last render the notebook asked for
+    _wait_source_settled(page, preview)  # the last render the notebook asked for
     preview.scroll_into_view_if_needed()
     page.get_by_role("tab", name="head/body").click()
     slider = page.locator(".widget-hslider", has_text="head y").first
@@ -169,7 +169,8 @@ def test_manual_poser_slider_changes_the_preview(browser, lab, artifacts):
     page.wait_for_function("previous => document.querySelectorAll('img.widget-image')[1].src !== previous",
                            arg=before_source, timeout=60_000)
     latency = time.monotonic() - started
-    time.sleep(2.5)  # coalesced renders settle on the last position
+    _settle(page)  # coalesced renders settle on the last position
+    _wait_source_settled(page, preview)
     preview.screenshot(path=str(artifacts / "lab-poser-after.png"))
     (artifacts / "lab-poser-latency.txt").write_text(f"slider release to first preview change: {latency:.2f} s\n")
     assert (artifacts / "lab-poser-after.png").read_bytes() != (artifacts / "lab-poser-before.png").read_bytes()
@@ -229,6 +230,19 @@ def _settle(page, quiet_s: float = 1.5, timeout_s: float = 120.0) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"the kernel did not settle in {timeout_s:.0f} s")
+
+
+def _wait_source_settled(page, image, quiet_s: float = 1.0, timeout_s: float = 120.0) -> None:
+    """Wait until an image widget's picture has not changed for ``quiet_s`` (renders the kernel has sent may still
+    reach the browser after the kernel went idle)."""
+    deadline = time.monotonic() + timeout_s
+    source, since = _image_source(page, image), time.monotonic()
+    while time.monotonic() - since < quiet_s:
+        assert time.monotonic() < deadline, f"the picture kept changing for {timeout_s:.0f} s"
+        time.sleep(0.1)
+        now = _image_source(page, image)
+        if now != source:
+            source, since = now, time.monotonic()
 
 
 def test_presets_keep_their_name_until_a_slider_moves(browser, lab, artifacts):

@@ -3,6 +3,7 @@ holding a worker thread while no frame exists yet."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 
 from starlette.concurrency import run_in_threadpool
@@ -12,8 +13,16 @@ from .pump import Viewer, async_ticks
 
 
 async def feed_parts(viewer: Viewer, fmt: str, fps: Callable[[], float]) -> AsyncIterator[bytes]:
-    """``--frame`` parts of ``multipart/x-mixed-replace`` at ``fps()`` per second; closes ``viewer`` at the end."""
+    """``--frame`` parts of ``multipart/x-mixed-replace`` at ``fps()`` per second; closes ``viewer`` at the end, and
+    at the latest when the task that sends the parts ends.
+
+    The latter matters when sending a part fails (the client left): the response stops pulling parts and leaves this
+    generator suspended at its ``yield``, where only the garbage collector would close it (much later, when exception
+    tracebacks hold it in a reference cycle); until then the pump would count a viewer that nobody watches."""
     header = f"--frame\r\nContent-Type: {MEDIA_TYPES[fmt]}\r\nContent-Length: ".encode()
+    task = asyncio.current_task()
+    if task is not None:
+        task.add_done_callback(lambda _: viewer.close())
     try:
         async for _ in async_ticks(fps):
             if viewer.pump.closed:

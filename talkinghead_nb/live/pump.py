@@ -52,10 +52,12 @@ class Viewer:
 
     @property
     def fps(self) -> float:
-        """Frames sent per second over the last (up to) 64 frames."""
-        if len(self._sent_at) < 2:
+        """Frames sent per second over the last (up to) 64 frames and the time since; it falls towards 0 when the
+        viewer stops taking frames (a feed whose client is gone shows as such in ``stats``)."""
+        times = list(self._sent_at)
+        if len(times) < 2:
             return 0.0
-        return (len(self._sent_at) - 1) / max(1e-9, self._sent_at[-1] - self._sent_at[0])
+        return (len(times) - 1) / max(1e-9, time.monotonic() - times[0])
 
     def recent_period(self, sends: int = 8) -> float | None:
         """Seconds between this viewer's takes lately: the mean over its last ``sends`` takes, or the time since its
