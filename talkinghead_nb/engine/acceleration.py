@@ -1,7 +1,7 @@
 """Speed-ups around the networks that leave the arithmetic alone: allocator tuning on the CPU, ``torch.compile``
 with a safe fallback, and CUDA-graph replay of a whole frame.
 
-Measured on the 2-core development box (README, "Speed"): freeing and re-mapping the large activations costs as much
+Measured on the 2-core development box (docs/engine.md): freeing and re-mapping the large activations costs as much
 system time as the convolutions take user time; keeping freed memory in the heap halves the time of a frame.
 """
 

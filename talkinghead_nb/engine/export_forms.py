@@ -2,7 +2,7 @@
 
 The torch path never uses these forms: they change the order of floating-point sums, and torch must stay bit-exact
 with the reference. A compiler's own kernels round differently anyway, so for it the order does not matter, but the
-choice of operation does. Measured with OpenVINO 2026.4 on this project's 4th-generation Xeon (README, "Speed"):
+choice of operation does. Measured with OpenVINO 2026.4 on this project's 4th-generation Xeon (docs/engine.md, "Speed"):
 
 - A depthwise transposed convolution (the decoders of the face morpher and the eyebrow networks) runs in bf16 on a
   generic kernel, 15–50 ms for one layer where the f32 kernel takes 1–2 ms, which made bf16 slower than f32 on

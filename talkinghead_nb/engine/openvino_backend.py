@@ -2,7 +2,7 @@
 
 On this project's 2-core Xeon, OpenVINO's convolutions beat PyTorch's by about 2× in float32, and with
 ``openvino-bf16`` (AMX/AVX-512 bf16 units where the CPU has them) by about 5× on the editor; both are approximate
-(float32: max |Δ| ≈ 1e-3, PSNR ≈ 99 dB; bf16: PSNR ≈ 50–60 dB; README, "Speed"). The networks are converted from
+(float32: max |Δ| ≈ 1e-3, PSNR ≈ 99 dB; bf16: PSNR ≈ 50–60 dB; docs/engine.md). The networks are converted from
 our torch modules, in the equivalent forms of :mod:`.export_forms`, with static batch-1 shapes (larger batches run
 pose by pose); the converted models are cached on disk (:func:`cache_dir`) by a hash of the weights, the code that
 shapes the graph, the shapes and the versions of torch and OpenVINO, so only the first start pays the conversion

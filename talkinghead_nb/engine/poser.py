@@ -73,7 +73,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     device = resolved
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was asked for, but this PyTorch build sees no CUDA GPU: use device='cpu', "
-                           "or install a CUDA build of torch (see the README)")
+                           "or install a CUDA build of torch (see the README's quick start)")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
         raise ValueError(f"no GPU {device}: this machine has {torch.cuda.device_count()} (cuda:0 … "
                          f"cuda:{torch.cuda.device_count() - 1})")
