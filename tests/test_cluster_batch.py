@@ -371,6 +371,7 @@ def test_a_killed_run_resumes_from_its_journal_and_a_line_cut_short_is_ignored(t
     assert (out / JOURNAL).exists()
     with (out / JOURNAL).open("a") as journal:
         journal.write(json.dumps({"name": todo[0], "status": "done"})[:20])  # a line cut short by a crash
+    (out / f".{MANIFEST}.killed.tmp").write_text('{"charac')  # a rewrite of _batch.json the kill cut short
 
     log = tmp_path / "renders.log"
     result = export_many(folder, out, names=NAMES, make_poser=functools.partial(CpuFakePoser, log=str(log)),

@@ -51,6 +51,7 @@ class Manifest:
         self._fd: int | None = None
         self._synced = self._folded = time.monotonic()
         self._fold_cost = 0.0
+        self._unfolded = False  # results recorded since _batch.json was last written
         if self.journal.exists():  # left by a run that was killed
             self.characters.update(self._replay())
             self._fold()
@@ -61,8 +62,10 @@ class Manifest:
         return self
 
     def __exit__(self, *exc) -> None:
-        """Fold the journal into ``_batch.json`` and remove it (also after an error or a Ctrl-C)."""
-        self._fold()
+        """Fold the journal into ``_batch.json`` and remove it (also after an error or a Ctrl-C); a run that recorded
+        nothing (refused before it began) writes nothing."""
+        if self._unfolded:
+            self._fold()
         os.close(self._fd)
         self._fd = None
         self.journal.unlink(missing_ok=True)
@@ -84,6 +87,7 @@ class Manifest:
                      folder=str(self.out_dir / result["name"]) if result["status"] == DONE else None,
                      finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         self.characters[result["name"]] = entry
+        self._unfolded = True
         line = json.dumps({"name": result["name"], **entry}) + "\n"
         os.write(self._fd, line.encode("utf-8"))  # one write with O_APPEND: a line is cut short only by a crash
         now = time.monotonic()
@@ -103,6 +107,7 @@ class Manifest:
             os.ftruncate(self._fd, 0)
         self._synced = self._folded = time.monotonic()
         self._fold_cost = self._folded - start
+        self._unfolded = False
 
     def _replay(self) -> dict[str, dict]:
         """The journal's entries, in order; an unreadable last line (a write cut short) is left out."""
@@ -167,9 +172,11 @@ def _same_file(fd: int, path: Path) -> bool:
 
 
 def remove_partials(out_dir: Path) -> None:
-    """Folders a killed run was writing into."""
+    """Folders a killed run was writing into, and a rewrite of ``_batch.json`` it was killed in."""
     for path in out_dir.glob(f".*{PARTIAL}*"):
         shutil.rmtree(path, ignore_errors=True)
+    for path in out_dir.glob(f".{MANIFEST}.*.tmp"):
+        path.unlink(missing_ok=True)
 
 
 class ForeignFolder(FileExistsError):
