@@ -13,6 +13,7 @@ atomically, and a command stopped by Ctrl-C or SIGTERM leaves no half-written fi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import errno
 import io
@@ -38,12 +39,12 @@ from . import pose as P
 from .atomic import write_bytes
 from .character import Character, CharacterError, example_path, find_character, load_character, open_image
 from .emotions import EMOTIONS, EmotionLibrary, EmotionTemplates
+from .engine.backend_choice import BACKEND_NAMES, BackendChoice, choose_backend, normalize_backend
 from .messages import short_repr
 from .weights import VARIANTS, WeightsError, WeightsStore
 
 DEBUG_ENV = "TALKINGHEAD_NB_DEBUG"
 FAILED, INTERRUPTED, TERMINATED = 1, 130, 143
-BACKENDS = ("torch", "openvino", "openvino-bf16")
 _OS_FIXES = {  # errno → how to fix it
     **dict.fromkeys((errno.ENOSPC, errno.EDQUOT), "free some space, or write to another disk"),
     errno.EFBIG: "the file exceeds the size this process may write (ulimit -f): raise the limit, or write elsewhere",
@@ -170,10 +171,71 @@ def _templates(args: argparse.Namespace) -> EmotionTemplates:
     return templates
 
 
+BACKEND_HELP = ("the engine's path: auto (the default: the fastest path that stays faithful here — on a GPU "
+                "separable_half in fp16 with CUDA graphs; on a CPU with bf16 units (AMX, AVX-512 BF16) openvino-bf16, "
+                "on other CPUs openvino; torch where OpenVINO is missing; always ≥ 45 dB PSNR against exact; the first "
+                "OpenVINO conversion takes ~30 s, then it is cached), torch or exact (bit-faithful to the reference), "
+                "openvino (CPU, float32, ~2× faster), openvino-bf16 (CPU, ~3–5× faster); the first line on stderr says "
+                "which path runs and why")
+
+
 def _backend_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", default="torch", type=_one_of(BACKENDS, "backend"), metavar="BACKEND",
-                        help="CPU backend: torch (exact, the default), openvino (~2× faster), openvino-bf16 (~3–5× "
-                             "faster; both approximate)")
+    parser.add_argument("--backend", default="auto", type=_one_of(BACKEND_NAMES, "backend"), metavar="BACKEND",
+                        help=BACKEND_HELP)
+
+
+def engine_choice(args: argparse.Namespace) -> BackendChoice:
+    """The path ``--backend`` takes on ``--device`` (``auto``: :func:`choose_backend`), with the variant
+    ``--model`` asks for."""
+    from .engine import resolve_device, resolve_variant
+    device = resolve_device(args.device)
+    backend = normalize_backend(args.backend)
+    if backend == "auto":
+        choice = choose_backend(device, compile=getattr(args, "compile", False))
+    else:
+        choice = BackendChoice(backend, resolve_variant("auto", device), device.type == "cuda",
+                               f"{backend}: asked for (--backend {args.backend})")
+    return choice if args.model == "auto" else dataclasses.replace(choice, variant=args.model)
+
+
+def engine_line(choice: BackendChoice, device: str) -> str:
+    """One line for people: ``engine: openvino-bf16 (separable_float on cpu): this CPU has bf16 units (AMX)``."""
+    graphs = " + CUDA graphs" if choice.cuda_graphs else ""
+    why = choice.reason.partition(": ")[2] or choice.reason
+    return cli_words(f"engine: {choice.backend}{graphs} ({choice.variant} on {device}): {why}")
+
+
+def _announce_engine(args: argparse.Namespace) -> None:
+    """The command's first line (stderr, before any work): which engine path runs and why."""
+    if getattr(args, "ray", None) is not None:
+        print(f"engine: --backend {args.backend} on every Ray worker (each chooses on its own device)",
+              file=sys.stderr, flush=True)
+        return
+    from .engine import resolve_device
+    args.engine_choice = engine_choice(args)
+    print(engine_line(args.engine_choice, str(resolve_device(args.device))), file=sys.stderr, flush=True)
+
+
+def _names_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--names", default=None, metavar="NAME,NAME",
+                        help="comma-separated emotions (default: all 28; talkinghead-nb emotions lists them)")
+
+
+def _names(args: argparse.Namespace, templates: EmotionTemplates) -> list[str]:
+    """The emotions ``--names`` asks for (default: all 28), misspelt ones refused with a suggestion."""
+    return [_emotion(templates, n.strip()) for n in args.names.split(",")] if args.names else list(EMOTIONS)
+
+
+def _quiet_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _frames_bar(args: argparse.Namespace, total: int) -> Callable[[Iterator], Iterator] | None:
+    """A progress bar over ``total`` frames (its count, rate and time left on stderr); None with ``--quiet``."""
+    if args.quiet:
+        return None
+    from tqdm import tqdm
+    return lambda poses: tqdm(poses, total=total, desc="frames", unit="frame")
 
 
 def _visemes_argument(parser: argparse.ArgumentParser) -> None:
@@ -193,13 +255,17 @@ def _speech(args: argparse.Namespace, text: str):
 
 
 def _poser(args: argparse.Namespace, **options):
-    """The Poser the options ask for; on the CPU, with the allocator tuned first unless ``--no-tune-allocator``."""
+    """The Poser the options ask for (``--backend``, as :func:`_announce_engine` said); on the CPU, with the
+    allocator tuned first unless ``--no-tune-allocator``."""
     from .engine import Poser, resolve_device
     from .engine.acceleration import retain_freed_memory
     if args.tune_allocator and resolve_device(args.device).type == "cpu":
         retain_freed_memory()
     store = WeightsStore(args.models, allow_download=not args.offline)
-    return Poser(args.model, args.device, store=store, **options)
+    poser = Poser(args.model, args.device, store=store, backend=args.backend, **options)
+    if poser.backend != args.engine_choice.backend:  # the automatic choice fell back (a failed conversion)
+        print(f"engine: {cli_words(poser.backend_reason)}", file=sys.stderr, flush=True)
+    return poser
 
 
 def check_writable(path: str | os.PathLike, *, folder: bool = False) -> Path:
@@ -268,7 +334,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     buffer = io.BytesIO()
     poser.render(character, vector).save(buffer, format=kind)
     path = write_bytes(args.output, buffer.getvalue())
-    print(f"wrote {path}: {args.emotion} on {character.name} ({poser.variant} on {poser.device}, "
+    print(f"wrote {path}: {args.emotion} on {character.name} ({poser.variant} on {poser.device}, {poser.backend}, "
           f"{time.perf_counter() - start:.2f} s)")
     return 0
 
@@ -278,11 +344,13 @@ def cmd_contact_sheet(args: argparse.Namespace) -> int:
     from .sprites import render_emotions
     figure_format(args.output)
     character, templates = _load(args), _templates(args)
+    names = _names(args, templates)
     poser = _poser(args)
     start = time.perf_counter()
-    images = render_emotions(poser, character, templates, EMOTIONS)
+    images = render_emotions(poser, character, templates, names, progress=not args.quiet)
     seconds = time.perf_counter() - start
-    title = args.title or f"{len(images)} emotions of {character.name}, rendered by talkinghead-nb ({poser.variant})"
+    title = args.title or (f"{len(images)} emotions of {character.name}, rendered by talkinghead-nb "
+                           f"({poser.variant}, {poser.backend})")
     path = save_figure(contact_sheet(images, title=title), args.output, dpi=args.dpi)
     print(f"wrote {path}: {len(images)} emotions of {character.name} in {seconds:.1f} s "
           f"({len(images) / seconds:.2f} frames/s)")
@@ -293,8 +361,8 @@ def cmd_sprites(args: argparse.Namespace) -> int:
     from .sprites import export_sprites
     check_writable(args.out_dir, folder=True)
     character, templates = _load(args), _templates(args)
-    names = [_emotion(templates, n.strip()) for n in args.names.split(",")] if args.names else EMOTIONS
-    export = export_sprites(_poser(args, backend=args.backend), character, args.out_dir, templates, names,
+    names = _names(args, templates)
+    export = export_sprites(_poser(args), character, args.out_dir, templates, names,
                             overwrite=args.overwrite, progress=not args.quiet)
     print(export)
     if args.sheet and export.images:
@@ -306,7 +374,7 @@ def cmd_sprites_batch(args: argparse.Namespace) -> int:
     from .cluster import export_many
     check_writable(args.out_dir, folder=True)
     templates = _templates(args)
-    names = [_emotion(templates, n.strip()) for n in args.names.split(",")] if args.names else EMOTIONS
+    names = _names(args, templates)
     result = export_many(args.input, args.out_dir, names=names, ray=args.ray, workers=args.workers, model=args.model,
                          device=args.device, backend=args.backend, models=args.models, offline=args.offline,
                          fit=args.fit, emotions_dir=args.emotions, retry_failed=args.retry_failed,
@@ -317,26 +385,22 @@ def cmd_sprites_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_speak(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from .recording import check_fps, check_speech_folder, record_speech
+    from .recording import check_fps, check_speech_folder, frame_count, record_speech, speech_seconds
     check_fps(args.fps)
     check_speech_folder(check_writable(args.out_dir, folder=True), overwrite=args.overwrite)
     character, templates = _load(args), _templates(args)
     emotion = _emotion(templates, args.emotion)
     speech = _speech(args, args.text)
-    poser = _poser(args, backend=args.backend)
+    poser = _poser(args)
     start = time.perf_counter()
     recording = record_speech(poser, character, speech, templates, args.out_dir, fps=args.fps, emotion=emotion,
                               video=not args.no_video, overwrite=args.overwrite,
-                              progress=None if args.quiet else lambda poses: tqdm(poses, desc="frames", unit="frame"))
+                              progress=_frames_bar(args, frame_count(speech_seconds(speech), args.fps)))
     print(f"wrote {recording} ({speech.duration:.1f} s of speech, {time.perf_counter() - start:.1f} s to render)")
     return 0
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from .recording import TAIL_SECONDS, Script, check_fps, frame_count, record
     from .video import check_target
     check_fps(args.fps)
@@ -351,12 +415,11 @@ def cmd_record(args: argparse.Namespace) -> int:
         seconds = args.seconds or (speech.duration + TAIL_SECONDS if speech else 5.0)
         script = Script.from_json({"seconds": seconds, "emotion": _emotion(templates, args.emotion),
                                    "talking": args.talking}, templates)
-    poser = _poser(args, backend=args.backend)
+    poser = _poser(args)
     start = time.perf_counter()
     recording = record(poser, character, templates, target, script, fps=args.fps, speech=speech,
                        effects=effects, background=background, overwrite=args.overwrite,
-                       progress=None if args.quiet else lambda poses: tqdm(
-                           poses, total=frame_count(script.seconds, args.fps), desc="frames", unit="frame"))
+                       progress=_frames_bar(args, frame_count(script.seconds, args.fps)))
     print(f"wrote {recording} ({time.perf_counter() - start:.1f} s to render)")
     return 0
 
@@ -450,7 +513,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.replicas is not None:
         args.parser.error("--replicas needs --ray: one machine serves with one engine")
     character = _load(args)
-    poser = _poser(args, compile=args.compile, backend=args.backend)
+    poser = _poser(args, compile=args.compile)
     if args.compile:
         print(f"compiling the networks (first time: up to a few minutes) … {poser.warm_up(character):.0f} s")
     server = LiveServer(character, poser=poser, host=args.host, port=args.port, settings=args.settings,
@@ -461,7 +524,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server.start()
     if effects is not None:
         server.session().effects = effects
-    print(f"serving {character.name} with {poser.variant} on {poser.device} at {server.url}\n"
+    print(f"serving {character.name} with {poser.variant} on {poser.device} via {poser.backend} at {server.url}\n"
           f"viewer: {server.url}/ · feed: {server.feed_url()}\nAPI: {server.url}/openapi.json · Ctrl-C stops",
           flush=True)
     try:
@@ -567,6 +630,7 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
                    help=f"THA3 variant: auto, {', '.join(VARIANTS)} (default: auto, separable_half on a GPU, "
                         "separable_float on the CPU)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    _backend_argument(p)
     p.add_argument("--models", default=None, metavar="DIR", help="models folder (default: the project's models/)")
     p.add_argument("--offline", action="store_true", help="never download weights")
     _emotions_option(p)
@@ -624,17 +688,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the picture to write, .png, .pdf or .svg (default: emotions.png)")
     p.add_argument("--title", default=None, help="the picture's title (default: what and how it was rendered)")
     p.add_argument("--dpi", type=int, default=100, help="resolution in dots per inch (default: 100)")
+    _names_argument(p)
+    _quiet_argument(p)
     _engine_options(p)
 
     p = _command(sub, "sprites", cmd_sprites, "export the 28 expression sprites (and _emotions.json) of a character")
     _character_argument(p)
     p.add_argument("out_dir", help="the folder to write <emotion>.png and _emotions.json into (created)")
-    p.add_argument("--names", default=None, metavar="NAME,NAME",
-                   help="comma-separated emotions (default: all 28; talkinghead-nb emotions lists them)")
+    _names_argument(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing sprites (default: keep them)")
-    _backend_argument(p)
     p.add_argument("--sheet", action="store_true", help="also write _contact_sheet.png")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _quiet_argument(p)
     _engine_options(p)
 
     p = _command(sub, "sprites-batch", cmd_sprites_batch,
@@ -651,8 +715,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive(int), default=None,
                    help="engines at once (default: 1 without Ray; with Ray, one per GPU, else as many as the CPUs "
                         "allow)")
-    p.add_argument("--names", default=None, metavar="NAME,NAME",
-                   help="comma-separated emotions (default: all 28; talkinghead-nb emotions lists them)")
+    _names_argument(p)
     p.add_argument("--fit", action="store_true", help="scale characters of another size onto the 512×512 canvas "
                                                       "instead of reporting them as broken")
     p.add_argument("--retry-failed", action="store_true", help="render again the characters that failed in an "
@@ -661,8 +724,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: leave it alone and report that character as failed)")
     p.add_argument("--stall-timeout", type=_positive(float), default=None, metavar="SECONDS",
                    help="with Ray, stop with a message when no character finishes for this long (default: 900)")
-    _backend_argument(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _quiet_argument(p)
     _engine_options(p)
 
     p = _command(sub, "speak", cmd_speak, "record the character saying a text: PNG frames, the audio (WAV) and a "
@@ -677,15 +739,14 @@ def build_parser() -> argparse.ArgumentParser:
     _visemes_argument(p)
     p.add_argument("--fps", type=float, default=25.0, help="frames per second of the recording (default: 25)")
     p.add_argument("--emotion", default="neutral", help="the emotion to speak with (default: neutral)")
-    _backend_argument(p)
     p.add_argument("--no-video", action="store_true", help="frames and audio only, no MP4")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier recording in out_dir, whole (default: refuse a folder that holds one)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _quiet_argument(p)
     _engine_options(p)
 
-    p = _command(sub, "record", cmd_record, "record the animation at a fixed frame rate (exact renders) as animated "
-                                            "WebP or APNG (with alpha), GIF, WebM (VP9 with alpha) or MP4")
+    p = _command(sub, "record", cmd_record, "record the animation at a fixed frame rate (every frame rendered) as "
+                                            "animated WebP or APNG (with alpha), GIF, WebM (VP9 with alpha) or MP4")
     _character_argument(p)
     p.add_argument("out", help="the file to write: its suffix picks the format (.webp, .png, .gif, .webm, .mp4)")
     p.add_argument("--seconds", type=float, default=None,
@@ -709,8 +770,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the colour under transparent pixels in MP4 (the other formats keep alpha; default: #ffffff)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing out (and its .wav with --say; default: refuse it)")
-    _backend_argument(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _quiet_argument(p)
     _engine_options(p)
 
     p = _command(sub, "check", cmd_check, "check a character image; exit status 1 when there are errors")
@@ -736,7 +796,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "serve", cmd_serve, "run the live server (SillyTavern-Extras talkinghead API) until Ctrl-C")
     _character_argument(p, optional=True)
-    _backend_argument(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     p.add_argument("--effects", default=None, metavar="PRESET|JSON",
                    help="effects on every frame: a preset (crt, hologram, vhs, dreamy, noir) or a JSON file with a "
@@ -847,6 +906,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         with _sigterm_stops():
+            if hasattr(args, "backend"):
+                _announce_engine(args)
             return args.func(args)
     except (Exception, KeyboardInterrupt) as e:
         if os.environ.get(DEBUG_ENV):

@@ -154,6 +154,12 @@ def check_fps(fps: float) -> float:
     return fps
 
 
+def speech_seconds(speech: Speech) -> float:
+    """How long a recording of ``speech`` lasts: the sound or the mouth's last move, whichever ends later, and a
+    short tail (what a progress bar needs for its total)."""
+    return max(speech.duration, speech.track.end) + TAIL_SECONDS
+
+
 def frame_count(seconds: float, fps: float) -> int:
     """How many frames a recording ``seconds`` long at ``fps`` has (at least one)."""
     return max(1, round(seconds * fps))
@@ -303,7 +309,7 @@ def record_speech(poser: Poser, character: Character, speech: Speech, templates:
     :func:`check_speech_folder`). ``cancel``: an event that stops the recording before its next frame
     (:class:`RecordingCancelled`, nothing written)."""
     folder = check_speech_folder(out_dir, overwrite=overwrite)
-    script = Script(max(speech.duration, speech.track.end) + TAIL_SECONDS, emotion=emotion)
+    script = Script(speech_seconds(speech), emotion=emotion)
     poses = script_poses(script, templates, fps=check_fps(fps), seed=seed, speech=speech)
     frames = render_frames(poser, character, progress(poses) if progress else poses, fps=fps, cancel=cancel)
     with _whole_folder(folder) as scratch:

@@ -1,15 +1,26 @@
-"""The frame pump's timing, with a stand-in animator that records the times it is asked for."""
+"""The frame pump's timing, with a stand-in animator that records the times it is asked for; and its viewers after
+hostile feed traffic on a live server."""
 
 from __future__ import annotations
 
+import functools
 import io
+import socket
+import threading
 import time
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
+import uvicorn
 from PIL import Image
 
+from talkinghead_nb.live import LiveServer
 from talkinghead_nb.live.pump import MAX_LEAD_S, FramePump, ticks
+
+from .fake_engine import FakePoser
+from .live_client import read_feed
+from .test_live_server import wait_for
 
 RENDER_S = 0.12
 
@@ -87,3 +98,57 @@ def test_viewers_slower_than_the_render_are_waited_for():
     seen = _watch(pump, 3.0, 3.5)  # a 333 ms period against a 120 ms render
     assert not any(ahead)
     assert set(range(1, pump.frames_rendered)) <= set(seen)
+
+
+def test_a_viewer_that_stops_taking_frames_shows_a_falling_rate():
+    pump = FramePump(slow_render, RecordingAnimator())
+    with pump.viewer() as viewer:
+        now = time.monotonic()
+        viewer._sent_at.extend([now - 2, now - 1, now])  # three takes a second apart: 1 per second
+        assert viewer.fps > 0.5
+        viewer._sent_at.clear()
+        viewer._sent_at.extend([now - 22, now - 21, now - 20])  # the same takes, 20 s ago
+        assert viewer.fps < 0.2
+    pump.close()
+
+
+def _feed_and_leave(port: int, fps: int, pipelined: bool) -> None:
+    """Open the default feed at ``?fps=``, read a part or two and drop the connection. ``pipelined``: a second
+    request follows the feed's in the same packet (a keyed route, as a client trying to slip it past the key would)."""
+    request = f"GET /api/talkinghead/result_feed?fps={fps} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    if pipelined:
+        request += "GET /api/talkinghead/stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request.encode())
+        received = 0
+        while received < 300_000:
+            chunk = connection.recv(1 << 16)
+            if not chunk:
+                break
+            received += len(chunk)
+
+
+@pytest.mark.parametrize("loop", [
+    "auto",  # uvloop where it is installed: a write to a connection that is gone raises
+    "asyncio",  # such writes are dropped silently: only h11 tells a pipelined feed that its client left
+])
+def test_feeds_dropped_mid_stream_leave_no_viewer_behind_and_the_feed_keeps_its_rate(character, loop, monkeypatch):
+    """Clients that open feeds at extreme rates and drop them, some with a request pipelined behind the feed's:
+    afterwards no viewer of theirs is left in the pump (one that stayed would take frames for nobody, or hold a feed
+    slot, for the rest of the run), and a new viewer gets the default rate."""
+    monkeypatch.setattr(uvicorn.Config, "__init__", functools.partialmethod(uvicorn.Config.__init__, loop=loop))
+    with LiveServer(character, poser=FakePoser(), port=0, seed=0) as live:
+        pump = live.session().pump
+        clients = [threading.Thread(target=_feed_and_leave, args=(live.port, fps, pipelined))
+                   for fps in (60, 1) for pipelined in (False, True) for _ in range(3)]
+        for client in clients:
+            client.start()
+        for client in clients:
+            client.join(60)
+        wait_for(lambda: pump.viewer_count == 0, timeout=30)
+        rates = []
+        for _ in range(5):  # a loaded machine may slow one window; a lingering feed would slow them all
+            rates.append(read_feed(live.feed_url(), 3.0).fps())
+            if rates[-1] >= 22:
+                break
+        assert max(rates) >= 22, f"parts/s after the burst: {rates}"

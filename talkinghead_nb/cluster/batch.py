@@ -70,7 +70,7 @@ class BatchResult:
 
 def export_many(inputs: str | os.PathLike | Iterable[str | os.PathLike], out_dir: str | os.PathLike, *,
                 names: Sequence[str] = EMOTIONS, ray: str | None = None, workers: int | None = None,
-                model: str = "auto", device: str = "auto", backend: str = "torch", models: str | None = None,
+                model: str = "auto", device: str = "auto", backend: str = "auto", models: str | None = None,
                 offline: bool = False, fit: bool = False, emotions_dir: str | os.PathLike | None = None,
                 retry_failed: bool = False, overwrite: bool = False, tune_allocator: bool | None = None,
                 progress: bool = True, stall_seconds: float = DEFAULT_STALL_SECONDS,

@@ -16,7 +16,7 @@ class EngineSpec:
 
     model: str = "auto"
     device: str = "auto"
-    backend: str = "torch"
+    backend: str = "auto"
     models: str | None = None
     offline: bool = False
     compile: bool = False

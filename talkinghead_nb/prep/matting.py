@@ -4,6 +4,8 @@ on the first call of a session (its cache makes later sessions start fast)."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 EPSILON = 1e-6      # closed-form matting's regularisation: smaller keeps finer strands, larger converges faster
@@ -16,6 +18,11 @@ class MattingUnavailable(RuntimeError):
 
 
 def _pymatting():
+    """pymatting, imported on first use; the first time in a process it says that the first run may take a minute
+    (numba compiles its solvers, unless numba's cache already holds them)."""
+    if "pymatting" not in sys.modules:
+        print("preparing background removal (first run: numba compiles, this may take a minute) …",
+              file=sys.stderr, flush=True)
     try:
         import pymatting
     except ImportError as e:

@@ -11,12 +11,14 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import ipywidgets as W
 
 from ..live.pump import ticks
 from ..live.session import LiveSession
+from ..recording import Script, frame_count
 
 if TYPE_CHECKING:
     from ..recording import Recording
@@ -129,17 +131,24 @@ class LiveView:
         """Record what this view shows (its session, from the current emotion and talking state) into ``out``, with
         exact renders at a fixed rate and a progress bar; the result shows inline. ``options``: those of
         :meth:`LiveSession.record` (``script``, ``fps``, ``speech``, ``background``)."""
-        from tqdm.auto import tqdm
         fps = options.get("fps") or self.session.animator.settings.target_fps
-        total = None if options.get("script") else round(seconds * fps)
-        return self.session.record(out, seconds, progress=lambda poses: tqdm(
-            poses, total=total, desc="recording", unit="frame"), **options)
+        script = options.get("script")  # a script's JSON is checked by the recording: its length is known after
+        length = seconds if script is None else script.seconds if isinstance(script, Script) else None
+        return self.session.record(out, seconds, progress=recording_bar(length, fps), **options)
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
         if not self.running:
             self.start()
         display(self.widget)
+
+
+def recording_bar(seconds: float | None, fps: float) -> Callable[[Iterator], Iterator]:
+    """A progress bar (a widget in Jupyter) for a recording ``seconds`` long at ``fps``: its frames out of the total,
+    and the time left (None: a count without a total); pass it as ``progress`` to :meth:`LiveSession.record`."""
+    from tqdm.auto import tqdm
+    total = None if seconds is None else frame_count(seconds, fps)
+    return lambda poses: tqdm(poses, total=total, desc="recording", unit="frame")
 
 
 def describe_rates(stats: dict, shown_fps: float, wanted_fps: float) -> str:
@@ -153,6 +162,6 @@ def describe_rates(stats: dict, shown_fps: float, wanted_fps: float) -> str:
         return line + " · paused: the last frame is shown again"
     if stats["frames_rendered"] > 2 and stats["render_fps"] < KEEPING_UP * min(wanted_fps, stats["target_fps"]):
         return (line + " · <span style='color:#b26a00'>the engine cannot keep up, so frames repeat: use a GPU "
-                "(device='cuda'), or on a CPU a faster backend: LiveServer(…, backend='openvino-bf16'), "
-                "serve --backend openvino-bf16</span>")
+                "(device='cuda'); on a CPU, the fastest path is backend='auto' (the default of LiveServer and "
+                "serve), and a lower frame rate keeps up</span>")
     return line
