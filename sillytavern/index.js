@@ -527,7 +527,7 @@ async function renderSettings() {
     $('test').addEventListener('click', async () => {
         try {
             const answer = await (await serverFetch('/api/talkinghead/emotions')).json();
-            setStatus(`connected: ${answer.emotions.length} emotions, now ${answer.current}`);
+            setStatus(`connected: ${answer.emotions.filter((name) => name !== 'zero').length} emotions, now ${answer.current}`);
         } catch (error) {
             setStatus(error.message, true);
         }

@@ -38,7 +38,7 @@ from PIL import Image
 from . import pose as P
 from .atomic import write_bytes
 from .character import Character, CharacterError, example_path, find_character, load_character, open_image
-from .emotions import EMOTIONS, EmotionLibrary, EmotionTemplates
+from .emotions import EMOTIONS, ZERO, EmotionLibrary, EmotionTemplates
 from .engine.backend_choice import BACKEND_NAMES, BackendChoice, choose_backend, normalize_backend
 from .messages import short_repr
 from .weights import VARIANTS, WeightsError, WeightsStore
@@ -62,6 +62,8 @@ _CLI_WORDS = (  # the library's messages name Python arguments; these are the co
     (re.compile(r"\bwith downloads allowed\b"), "without --offline"),
     (re.compile(r"\bretry_failed=True\b"), "--retry-failed"),
     (re.compile(r"\bstall_seconds \(--stall-timeout\)"), "--stall-timeout"),
+    (re.compile(r"\bport=0\b"), "--port 0"),
+    (re.compile(r"\bport=\B"), "--port"),
 )
 CHARACTER_HELP = "a PNG path, or an example name: lambda_00, lambda_01, crypko_00 ... crypko_07"
 
@@ -381,7 +383,7 @@ def cmd_sprites_batch(args: argparse.Namespace) -> int:
                          overwrite=args.overwrite, tune_allocator=args.tune_allocator, progress=not args.quiet,
                          **({"stall_seconds": args.stall_timeout} if args.stall_timeout is not None else {}))
     print(cli_words(str(result)))
-    return FAILED if result.failed else 0
+    return FAILED if result.failed or result.kept_failed else 0  # kept failed: still not done
 
 
 def cmd_speak(args: argparse.Namespace) -> int:
@@ -412,7 +414,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     if args.script:
         script = Script.from_json(_json_file(args.script), templates)
     else:
-        seconds = args.seconds or (speech.duration + TAIL_SECONDS if speech else 5.0)
+        seconds = args.seconds if args.seconds is not None else (speech.duration + TAIL_SECONDS if speech else 5.0)
         script = Script.from_json({"seconds": seconds, "emotion": _emotion(templates, args.emotion),
                                    "talking": args.talking}, templates)
     poser = _poser(args)
@@ -562,15 +564,22 @@ def _serve_on_ray(args: argparse.Namespace, limits, effects) -> int:
 def cmd_emotions(args: argparse.Namespace) -> int:
     library = EmotionLibrary(args.emotions)
     templates, factory = _templates(args), library.factory_defaults()
-    print(f"{len(templates.names)} emotions in {library.directory}, each from the first valid of: its own file, "
+    print(f"{len(templates.emotions)} emotions in {library.directory}, each from the first valid of: its own file, "
           f"the factory settings ({library.defaults_path.name})")
     width = max(map(len, templates.names))
-    for name in sorted(templates.names):
+
+    def line(name: str) -> str:
         if name not in factory:
             state = "custom"
         else:
             state = "factory" if np.allclose(templates.poses[name], factory[name], atol=1e-6) else "edited"
-        print(f"  {name:{width}}  {state:7}  {templates.sources[name].name}")
+        return f"  {name:{width}}  {state:7}  {templates.sources[name].name}"
+
+    for name in sorted(templates.emotions):
+        print(line(name))
+    if ZERO in templates.poses:
+        print(f"and the rest pose (every parameter 0; not an emotion, --emotion {ZERO} shows it):")
+        print(line(ZERO))
     return 0
 
 

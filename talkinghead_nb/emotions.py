@@ -2,7 +2,8 @@
 
 Files (all ``{"<emotion>": {<pose key>: value, ...}, ...}``):
 
-- ``emotions/_defaults.json``: factory settings for the 28 emotions and the ``zero`` preset. Never edited by hand;
+- ``emotions/_defaults.json``: factory settings for the 28 emotions and ``zero``, the rest pose (every parameter 0,
+  as in the original's file): a pose, not an emotion, so listings show it apart. Never edited by hand;
   ``factory_reset`` copies from it.
 - ``emotions/<emotion>.json``: the editable template of one emotion (an empty file means "use the factory setting").
 - ``<character folder>/_emotions.json``: optional per-character overrides of any emotions.
@@ -34,7 +35,7 @@ EMOTIONS: tuple[str, ...] = (
     "disappointment", "disapproval", "disgust", "embarrassment", "excitement", "fear", "gratitude", "grief", "joy",
     "love", "nervousness", "neutral", "optimism", "pride", "realization", "relief", "remorse", "sadness", "surprise",
 )
-ZERO = "zero"
+ZERO = "zero"  # the rest pose: every pose parameter 0; it can be shown, but it is not one of the emotions
 # An emotion name becomes a file name (emotions/<name>.json, sprites/<name>.png): letters, digits, '-' and '_'.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 MAX_EMOTIONS = 256  # per set of templates: a client cannot make a session hold a million names
@@ -56,7 +57,13 @@ class EmotionTemplates:
 
     @property
     def names(self) -> list[str]:
+        """Every template, the rest pose ``zero`` included."""
         return list(self.poses)
+
+    @property
+    def emotions(self) -> list[str]:
+        """The emotions: every template but the rest pose ``zero``."""
+        return [name for name in self.poses if name != ZERO]
 
     def vector(self, name: str) -> np.ndarray:
         if name not in self.poses:

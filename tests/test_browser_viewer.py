@@ -122,3 +122,62 @@ def test_the_key_leaves_the_address_bar_and_survives_a_reload_on_both_pages(brow
                                timeout=30_000)
         assert "s3cret" not in page.url
         page.close()
+
+
+def test_the_speak_page_asks_for_a_missing_or_wrong_key(browser, character):
+    with LiveServer(character, poser=FakePoser(), port=0, seed=0, api_key="s3cret-key") as live:
+        page = browser.new_page()
+        page.goto(f"{live.url}/speak")
+        page.fill("#text", "Hi.")
+        page.click("#go")
+        page.locator("#key-input").wait_for(state="visible", timeout=30_000)
+        assert "needs its API key" in page.locator("#status").inner_text()
+        assert "Authorization" not in page.locator("#status").inner_text()
+        page.fill("#key-input", "wrong-key")
+        page.get_by_role("button", name="use it").click()
+        page.click("#go")
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('wrong API key')",
+                               timeout=30_000)
+        page.fill("#key-input", "s3cret-key")
+        page.get_by_role("button", name="use it").click()
+        page.click("#go")
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('speaking')",
+                               timeout=30_000)
+        assert not page.locator("#key-input").is_visible()
+        page.close()
+
+
+def test_a_slow_engine_is_named_with_the_backend_flag(browser, fake_server):
+    page = browser.new_page()
+    slow = {"emotion": "neutral", "talking": False, "paused": False, "output_fps": [3.0], "frames_rendered": 50,
+            "render_fps": 3.0, "target_fps": 25.0, "latency_ms": {"p50": 300.0}, "viewers": 1, "error": None}
+    page.route("**/stats", lambda route: route.fulfill(json=slow))
+    page.goto(f"{fake_server.url}/")
+    page.locator("#stats .slow").wait_for(timeout=30_000)
+    line = page.locator("#stats .slow").inner_text()
+    assert "cannot keep up" in line and "--backend" in line and "--device cuda" in line
+    page.close()
+
+
+def test_the_emotion_buttons_are_the_28_and_zero_is_the_rest_pose_apart(browser, fake_server):
+    page = browser.new_page()
+    page.goto(f"{fake_server.url}/")
+    page.locator("#emotions button", has_text="joy").wait_for(timeout=30_000)
+    emotions = page.locator("#emotions button:not(.rest)").all_inner_texts()
+    assert len(emotions) == 28 and "zero" not in emotions
+    rest = page.locator("#emotions button.rest")
+    assert rest.inner_text() == "rest pose" and rest.get_attribute("data-emotion") == "zero"
+    rest.click()
+    page.wait_for_function("document.querySelector('#emotions button.current')?.dataset.emotion === 'zero'",
+                           timeout=30_000)
+    assert fake_server.session().animator.emotion == "zero"
+    page.close()
+
+
+def test_the_viewer_tells_a_wrong_key_from_a_missing_one(browser, character):
+    with LiveServer(character, poser=FakePoser(), port=0, seed=0, api_key="s3cret-key") as live:
+        page = browser.new_page()
+        page.goto(f"{live.url}/#key=wrong-key")
+        page.locator("#key-input").wait_for(state="visible", timeout=30_000)
+        assert page.locator("#problem").inner_text().startswith("wrong API key")
+        page.close()

@@ -210,6 +210,15 @@ def test_emotions_and_params_list_what_exists(tmp_path, capsys):
     assert sum(line.startswith("  ") for line in out.splitlines()) == 45
 
 
+def test_emotions_counts_28_and_lists_zero_apart_as_the_rest_pose(capsys):
+    assert main(["emotions"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("28 emotions in")
+    rest = next(i for i, line in enumerate(lines) if line.startswith("and the rest pose"))
+    assert [line.split()[0] for line in lines[1:rest]] == sorted(EMOTIONS)
+    assert [line.split()[0] for line in lines[rest + 1:]] == ["zero"]
+
+
 def _parsers(parser: argparse.ArgumentParser):
     yield parser
     for action in parser._actions:
@@ -367,6 +376,26 @@ def test_serve_names_a_bad_key_file_or_origin_before_it_starts(tmp_path):
     assert missing.returncode == 1 and "nokey" in error_line(missing.stderr)
     star = cli("serve", "crypko_00", "--port", "0", *CPU, "--allow-origin", "*")
     assert star.returncode == 2 and "any web site" in star.stderr
+
+
+def test_serve_names_the_port_flag_when_the_port_is_held():
+    import socket
+
+    from talkinghead_nb.live.server import _bind
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        with pytest.raises(RuntimeError) as held:
+            _bind("127.0.0.1", holder.getsockname()[1])
+    line = describe_error(held.value)
+    assert "pass another --port, or --port 0 for any free one" in line and "port=" not in line
+
+
+def test_record_refuses_zero_seconds_instead_of_recording_the_default(tmp_path):
+    result = cli("record", "crypko_00", str(tmp_path / "clip.gif"), "--seconds", "0", *CPU)
+    assert result.returncode == 1 and "seconds must be a number above 0" in error_line(result.stderr)
+    assert not (tmp_path / "clip.gif").exists()
 
 
 def test_speak_records_frames_and_audio(tmp_path):

@@ -96,6 +96,7 @@ def test_a_batch_records_every_character_and_a_second_run_resumes(tmp_path):
     assert sorted(first.failed) == ["empty", "noalpha", "small"]
     manifest = check_outputs(out, first.rendered, broken=("empty", "noalpha", "small"))
     assert manifest["empty"]["findings"][0]["check"] == "file"
+    assert "talkinghead-nb check" in manifest["empty"]["findings"][0]["fix"]  # an error never comes without a fix
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
 
     (out / "crypko_02" / "joy.png").unlink()   # a folder damaged by hand is not done: the manifest is not trusted
@@ -226,7 +227,11 @@ def test_sprites_batch_command_reports_and_exits_1_when_a_character_failed(tmp_p
     assert cli.main(args) == 1
     printed = capsys.readouterr().out
     assert "0 character(s) rendered, 2 failed" in printed and "run again with --retry-failed" in printed
-    check_outputs(out, [])
+    manifest = check_outputs(out, [])
+    small = next(f["fix"] for f in manifest["small"]["findings"] if f["check"] == "size")
+    assert f"talkinghead-nb repair {folder / 'small.png'} small-repaired.png --fit && mv " in small
+    assert cli.main(args) == 1  # a rerun: nothing new failed, but two characters still are
+    assert "2 failed before (not retried)" in capsys.readouterr().out
     assert cli.main([*args, "--names", "glee"]) == 1
     assert "unknown emotion 'glee'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as usage:
@@ -409,3 +414,26 @@ def test_a_damaged_journal_line_before_the_last_is_refused_with_the_fix(tmp_path
     assert Manifest(tmp_path).characters == {"a": {"status": "failed"}, "b": {"status": "failed"}}
     assert json.loads((tmp_path / MANIFEST).read_text())["characters"].keys() == {"a", "b"}
     assert not (tmp_path / JOURNAL).exists()
+
+
+def test_a_ray_run_quiets_only_the_warnings_about_what_is_as_it_should_be(monkeypatch):
+    pytest.importorskip("ray")
+    import logging
+
+    from talkinghead_nb.cluster import ray_batch
+
+    class Connected(Exception):
+        """Stands in for the connection: the loggers are set by then."""
+
+    def connect(address: str, engines: int):
+        raise Connected
+
+    monkeypatch.setattr(ray_batch, "connect", connect)
+    for name in ray_batch.EXPECTED_WARNINGS:
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.NOTSET)
+    with pytest.raises(Connected):
+        next(ray_batch.run_on_ray([], 0, None, "local", 1, 60.0))
+    token, progress = (logging.getLogger(name) for name in ray_batch.EXPECTED_WARNINGS)
+    assert token.name.endswith("authentication_token_setup") and progress.name.endswith("progress")
+    assert not token.isEnabledFor(logging.WARNING) and not progress.isEnabledFor(logging.WARNING)
+    assert token.isEnabledFor(logging.ERROR) and logging.getLogger("ray.data").isEnabledFor(logging.WARNING)

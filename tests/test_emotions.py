@@ -32,6 +32,7 @@ def test_shipped_templates_are_complete_and_distinct():
         assert list(data) == [name] and list(data[name]) == list(P.KEYS)
     templates = library.load()
     assert not templates.problems and set(templates.names) >= set(EMOTIONS)
+    assert templates.emotions == [n for n in templates.names if n != "zero"] and len(templates.emotions) == 28
 
 
 def test_fallback_character_then_emotion_file_then_defaults(library, tmp_path):

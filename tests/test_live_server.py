@@ -15,6 +15,7 @@ from PIL import Image
 
 from talkinghead_nb.character import example_path
 from talkinghead_nb.live import LiveServer
+from talkinghead_nb.live.server import PortInUse
 
 from .fake_engine import FakePoser
 from .live_client import read_feed
@@ -288,6 +289,33 @@ def test_port_held_by_another_program_is_reported(character):
             LiveServer(character, poser=FakePoser(), port=holder.getsockname()[1]).start()
 
 
+def test_notebooks_07_and_08_start_in_any_order_twice_in_one_kernel(character, capsys):
+    """Their server cells' logic, 07 then 08 then both again: the kernel's own server on the port is replaced."""
+    first = LiveServer(character, poser=FakePoser(), port=0).start(any_port_if_held=True)
+    port, servers = first.port, [first]
+    try:
+        for _ in range(3):  # 08, then 07 and 08 again
+            servers.append(LiveServer(character, poser=FakePoser(), port=port).start(any_port_if_held=True))
+            assert servers[-1].port == port and not servers[-2].running
+            assert httpx.get(servers[-1].url + "/api/modules").status_code == 200
+        assert "held by another program" not in capsys.readouterr().out
+    finally:
+        servers[-1].stop()
+
+
+def test_a_port_held_by_another_kernel_gives_way_to_a_free_one_that_is_named(character, capsys):
+    with socket.socket() as holder:  # another notebook's kernel, still serving
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        held = holder.getsockname()[1]
+        with pytest.raises(PortInUse, match="another program holds the port"):
+            LiveServer(character, poser=FakePoser(), port=held).start()
+        with LiveServer(character, poser=FakePoser(), port=held).start(any_port_if_held=True) as live:
+            assert live.port != held and httpx.get(live.url + "/api/modules").status_code == 200
+            said = capsys.readouterr().out
+            assert f"port {held} is held by another program" in said and f"takes port {live.port}" in said
+
+
 def test_backend_reaches_the_engine_and_a_wrong_one_is_named(character):
     with pytest.raises(ValueError, match="unknown backend 'openvino-bf'; choose one of: torch, openvino"):
         LiveServer(character, backend="openvino-bf", device="cpu", port=0)
@@ -296,7 +324,9 @@ def test_backend_reaches_the_engine_and_a_wrong_one_is_named(character):
 def test_api_key_guards_every_route_but_the_feed(character):
     with LiveServer(character, poser=FakePoser(), port=0, api_key="s3cret") as live:
         assert httpx.get(live.url + "/api/modules").status_code == 401
-        assert "Bearer" in httpx.get(live.url + "/api/modules").json()["error"]
+        assert "no API key sent" in httpx.get(live.url + "/api/modules").json()["error"]
+        wrong = httpx.get(live.url + "/api/modules", headers={"Authorization": "Bearer wrong"}).json()["error"]
+        assert wrong.startswith("wrong API key")
         ok = httpx.get(live.url + "/api/modules", headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 200
         assert httpx.post(live.url + "/api/talkinghead/set_emotion", json={"emotion_name": "joy"},

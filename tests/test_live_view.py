@@ -52,6 +52,20 @@ def test_live_view_updates_in_place_and_controls_the_session(session):
     assert not view.running
 
 
+def test_the_emotion_menu_follows_the_session(session):
+    session.set_emotion("neutral")
+    view = LiveView(session).start()
+    try:
+        assert view.emotion.value == "neutral"
+        session.set_emotion("joy")  # as notebook 07 does, after the view is shown
+        wait_for(lambda: view.emotion.value == "joy")
+        assert session.animator.emotion == "joy"
+        view.emotion.value = "anger"  # the menu still drives the session
+        assert session.animator.emotion == "anger"
+    finally:
+        view.close()
+
+
 def test_starting_a_new_view_replaces_the_old_loop(session):
     first = LiveView(session).start()
     wait_for(lambda: first.frames_shown > 0)

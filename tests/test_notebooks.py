@@ -4,7 +4,9 @@ without outputs."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import pytest
@@ -54,3 +56,27 @@ def test_every_notebook_has_parameters_and_is_stripped():
         code = [c for c in nb["cells"] if c["cell_type"] == "code"]
         assert all(not c["outputs"] and c["execution_count"] is None for c in code), f"{path.name} has outputs"
         assert any("parameters" in c["metadata"].get("tags", []) for c in code), f"{path.name}: no parameters cell"
+
+
+def test_the_speech_notebook_says_one_thing_after_the_other():
+    """Run All runs notebook 07's two say() cells back to back: the second speech starts when the first ends."""
+    nb = json.loads((NOTEBOOKS / "07_speech.ipynb").read_text())
+    cell = next("".join(c["source"]) for c in nb["cells"] if "def say(" in "".join(c["source"]))
+    starts: list[float] = []
+
+    class Session:
+        """Records when each speech starts (the mouth's beat)."""
+
+        def set_emotion(self, name: str) -> None:
+            pass
+
+        def speak(self, track: SimpleNamespace, delay: float = 0.0) -> float:
+            starts.append(time.monotonic() + delay)
+            return track.duration
+
+    track = SimpleNamespace(duration=0.2)
+    namespace = {"session": Session(), "display": lambda *_: None, "Audio": lambda *_, **__: None,
+                 "speech": SimpleNamespace(track=track, audio=None, sample_rate=16_000)}
+    exec(cell, namespace)  # the first say(), then the second cell's
+    namespace["say"](track, None, 16_000)
+    assert len(starts) == 2 and starts[1] >= starts[0] + track.duration

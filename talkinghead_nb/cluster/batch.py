@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shlex
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ..emotions import EMOTIONS, EmotionLibrary
+from ..prep.checks import ERROR, python_hint
+from ..prep.fixes import REPAIRS
 from ..sprites import emotions_document
 from .engines import EngineSpec, threads_per_engine
 from .inputs import find_characters
@@ -129,12 +132,31 @@ def _run(characters: dict[str, Path], out: Path, settings: BatchSettings, *, ray
         for answer in answers:
             if answer["status"] == DONE:
                 answer = _published(out, answer, emotions, overwrite)
+            answer = _command_line_fixes(answer)
             manifest.record(answer)
             (result.rendered if answer["status"] == DONE else result.failed).append(answer["name"])
             bar.set_postfix(failed=len(result.failed), refresh=False)
             bar.update()
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _command_line_fixes(answer: dict) -> dict:
+    """``answer`` with each repair written as the command that does it (the checks write the Python call,
+    ``prep.remove_specks(image)``, which it keeps in brackets), and a fix for every error that had none."""
+    source = shlex.quote(answer["source"])
+    repaired = shlex.quote(f"{Path(answer['source']).stem}-repaired.png")
+    findings = []
+    for finding in answer["findings"]:
+        fix = finding["fix"]
+        for repair in REPAIRS:
+            call = python_hint(repair)
+            command = f"talkinghead-nb repair {source} {repaired} --{repair} && mv {repaired} {source}"
+            fix = fix.replace(call, f"{command} (in Python: {call})")
+        if not fix and finding["level"] == ERROR:
+            fix = f"replace the file with a 512×512 PNG with transparency; talkinghead-nb check {source} tells more"
+        findings.append({**finding, "fix": fix})
+    return {**answer, "findings": findings}
 
 
 def _published(out: Path, answer: dict, emotions: dict, overwrite: bool) -> dict:

@@ -19,6 +19,9 @@ from .ray_setup import EnginePlan, check_capacity, connect, plan_engines, requir
 from .worker import BatchSettings, Job, SpriteWorker
 
 POLL_SECONDS = 1.0
+# Ray's warnings about what is as it should be: a local Ray's token authentication (on by default: the safe way),
+# and the progress bars this module turns off (ours counts characters). Other warnings and errors still show.
+EXPECTED_WARNINGS = ("ray._private.authentication.authentication_token_setup", "ray.data._internal.progress")
 CHUNK_ROWS = 64  # characters read into one dataset at a time (≈ 0.4 MB each)
 
 
@@ -43,6 +46,8 @@ def run_on_ray(jobs: Iterable[Job | dict], count: int, settings: BatchSettings, 
     """The answers for ``jobs`` (``count`` of them; a dict among them is an answer already known), as Ray Data
     delivers them; see :func:`connect` for ``address``."""
     ray = require_ray()
+    for name in EXPECTED_WARNINGS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     connection = connect(address, workers or 1)
     try:
         plan = plan_engines(workers, settings.engine.device)

@@ -216,7 +216,9 @@ class ApiKeyGuard:
             return await self.app(scope, receive, send)
         sent = dict(scope["headers"]).get(b"authorization", b"")
         if not hmac.compare_digest(sent, self.expected):
-            refusal = error_response(401, "missing or wrong API key: send the header 'Authorization: Bearer <key>'")
+            refusal = error_response(401, "wrong API key: check the key the server was started with" if sent else
+                                     "no API key sent: this server needs one (a page asks for it; a program sends "
+                                     "the header 'Authorization: Bearer <key>')")
             return await refusal(scope, receive, send)
         return await self.app(scope, receive, send)
 

@@ -11,6 +11,7 @@ the methods here raise plain errors: ``SessionNotFound``, ``CapacityError``, ``C
 from __future__ import annotations
 
 import asyncio
+import errno
 import html
 import logging
 import os
@@ -242,9 +243,11 @@ class LiveServer:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self, timeout: float = 30.0) -> LiveServer:
+    def start(self, timeout: float = 30.0, *, any_port_if_held: bool = False) -> LiveServer:
         """Start serving in a background thread and return once the port accepts connections. A server this process
-        started earlier on the same host and port is stopped first (re-running a notebook cell replaces it)."""
+        started earlier on the same host and port is stopped first (re-running a notebook cell, or another notebook's
+        cell in the same kernel, replaces it). A port that another program holds (another notebook's kernel) raises
+        :class:`PortInUse`; with ``any_port_if_held``, the server takes a free port instead and prints which."""
         if self.running:
             return self
         with LiveServer._running_lock:
@@ -257,7 +260,14 @@ class LiveServer:
                        "(CLI: --api-key), and put TLS in front of it (README, 'Security').")
             log.warning(message)
             warnings.warn(message, stacklevel=2)
-        self._socket = _bind(self.host, self.port)
+        try:
+            self._socket = _bind(self.host, self.port)
+        except PortInUse:
+            if not any_port_if_held:
+                raise
+            self._socket = _bind(self.host, 0)
+            print(f"port {self.port} is held by another program (another notebook's server?): this server takes "
+                  f"port {self._socket.getsockname()[1]} instead")
         if self.scheduler is not None:
             self.scheduler.start()
         self.port = self._socket.getsockname()[1]
@@ -342,6 +352,10 @@ def _stem(filename: str | None) -> str:
     return re.sub(r"[^\w.-]", "_", stem)[:64] or "upload"
 
 
+class PortInUse(RuntimeError):
+    """The port is held by another program (not by a server of this process, which ``start`` replaces)."""
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -350,8 +364,9 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as e:
         sock.close()
-        raise RuntimeError(f"cannot listen on {host}:{port} ({e.strerror}); another program holds the port: "
-                           f"pass another port=, or port=0 for any free one") from None
+        error = PortInUse if e.errno == errno.EADDRINUSE else RuntimeError
+        raise error(f"cannot listen on {host}:{port} ({e.strerror}); another program holds the port: "
+                    f"pass another port=, or port=0 for any free one") from None
     sock.listen(128)
     sock.set_inheritable(True)
     return sock

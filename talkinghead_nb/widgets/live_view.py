@@ -39,6 +39,7 @@ class LiveView:
 
     def __init__(self, session: LiveSession, *, size: int = 512, fps: float | None = None):
         self.session = session
+        self._following = False
         self.fps = fps or session.animator.settings.target_fps
         self.image = W.Image(format="png", layout=W.Layout(width=f"{size}px", max_width="100%", height="auto",
                                                             border="1px solid #ccc"))
@@ -52,7 +53,7 @@ class LiveView:
                                     "the server and other viewers go on (view.start() resumes)")
         self.rate = W.FloatSlider(value=self.fps, min=1, max=60, step=1, description="view FPS")
         self.stats = W.HTML()
-        self.emotion.observe(lambda c: session.set_emotion(c["new"]), "value")
+        self.emotion.observe(self._on_emotion, "value")
         self.talking.observe(self._on_talking, "value")
         self.paused.observe(self._on_paused, "value")
         self.stop_button.on_click(lambda _: self.stop())
@@ -63,6 +64,23 @@ class LiveView:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.frames_shown = 0
+
+    def _on_emotion(self, change: dict) -> None:
+        if not self._following and change["new"] != self.session.animator.emotion:
+            self.session.set_emotion(change["new"])
+
+    def _follow_session(self) -> None:
+        """The emotion menu shows the session's emotion and templates, however they were set
+        (``session.set_emotion``, the API), without setting them again."""
+        names, current = self.session.animator.templates.names, self.session.animator.emotion
+        self._following = True
+        try:
+            if list(self.emotion.options) != names:
+                self.emotion.options = names
+            if self.emotion.value != current:
+                self.emotion.value = current
+        finally:
+            self._following = False
 
     def _on_talking(self, change: dict) -> None:
         self.session.start_talking() if change["new"] else self.session.stop_talking()
@@ -125,6 +143,7 @@ class LiveView:
                 self.frames_shown += 1
                 if time.monotonic() - last_stats > 0.5:
                     last_stats = time.monotonic()
+                    self._follow_session()
                     self.stats.value = describe_rates(self.session.pump.stats(), viewer.fps, self.fps)
 
     def record(self, out: str | os.PathLike, seconds: float = 5.0, **options: Any) -> Recording:
